@@ -1,0 +1,195 @@
+"""Image data sets as host numpy arrays, and the binarization rules that make them binary.
+
+``load_dataset(cfg)`` looks ``cfg.name`` up in a registry of loaders (name ->
+function returning :class:`dgm_jax.data.splits.RawSplits`), checks what the
+loader gave, applies the binarization rule and ``train_subset``, and returns an
+:class:`ImageDataset`. Sets and their fixed carves are documented where they
+are loaded: :mod:`.embedded` (mnist5k, digits), :mod:`.tfds_sets`
+(binarized_mnist, mnist, fashion_mnist), :mod:`.npz_file` (npz). Another
+module adds a set with :func:`register_dataset` (e.g. ``synthetic``).
+
+Binarization (``cfg.binarization``); the models are Bernoulli, so every image
+they see is exactly 0/1:
+  static     the data must already be binary; anything else is a ValueError at
+             load time naming the set and the values found.
+  threshold  pixel = intensity > cfg.threshold (0 <= threshold < 1).
+  dynamic    training draws pixel ~ Bernoulli(intensity) afresh every epoch
+             (see :mod:`.pipeline`); scoring uses ONE fixed draw per split
+             (:meth:`ImageDataset.eval_images`, seed crc32(split name)), the usual
+             practice, so scores are comparable between runs and machines.
+             On binary data (e.g. binarized_mnist) dynamic is allowed and equals
+             static, since Bernoulli(0) and Bernoulli(1) are deterministic.
+Scores are only comparable within one scheme (static vs dynamic differ).
+
+``train_subset = n > 0`` keeps the first n training images of a fixed
+permutation (seed splits.SUBSET_SEED), for overfitting experiments.
+"""
+from __future__ import annotations
+
+import dataclasses
+import zlib
+from typing import Callable
+
+import numpy as np
+
+from dgm_jax.config_schema import DataConfig
+from dgm_jax.data import embedded, npz_file, splits, tfds_sets
+
+Loader = Callable[[DataConfig, int], splits.RawSplits]
+
+_LOADERS: dict[str, Loader] = {
+    "mnist5k": embedded.load_mnist5k,
+    "digits": embedded.load_digits,
+    "binarized_mnist": tfds_sets.load_binarized_mnist,
+    "mnist": tfds_sets.load_mnist,
+    "fashion_mnist": tfds_sets.load_fashion_mnist,
+    "npz": npz_file.load_npz,
+}
+# The sets this module defines ('synthetic' is registered by data/synthetic.py).
+DATASETS: tuple[str, ...] = tuple(_LOADERS)
+
+
+def register_dataset(name: str, loader: Loader) -> None:
+    """Makes ``load_dataset`` accept ``cfg.name == name``.
+
+    ``loader(cfg: DataConfig, seed: int) -> RawSplits`` returns float32
+    intensities in [0, 1] for 'train', 'validation', 'test' (see
+    :class:`dgm_jax.data.splits.RawSplits`); binarization checks and
+    train_subset are applied by load_dataset, not by the loader.
+    """
+    if name in _LOADERS and _LOADERS[name] is not loader:
+        raise ValueError(f"data set {name!r} is already registered")
+    _LOADERS[name] = loader
+
+
+def registered_datasets() -> tuple[str, ...]:
+    """Every name load_dataset accepts now (DATASETS plus registered ones)."""
+    return tuple(_LOADERS)
+
+
+def eval_seed(split: str) -> int:
+    """Seed of the fixed dynamic-binarization draw of a split: crc32 of its name (stable everywhere)."""
+    return zlib.crc32(split.encode("utf-8"))
+
+
+def bernoulli(intensity: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A float32 {0,1} draw of the same shape, P(1) = intensity (exact for 0 and 1)."""
+    return (rng.random(intensity.shape, dtype=np.float32) < intensity).astype(np.float32)
+
+
+def threshold_images(intensity: np.ndarray, threshold: float) -> np.ndarray:
+    """float32 {0,1}: intensity > threshold."""
+    return (intensity > threshold).astype(np.float32)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class ImageDataset:
+    """Host-side splits of one data set.
+
+    images: 'train', 'validation', 'test' -> float32 [N, H, W, C] intensities
+      in [0, 1] (exactly 0/1 for binary sets).
+    labels: split -> int32 [N] class labels, float32 [N, D] conditioning
+      vectors, or None when unlabelled.
+    num_classes: classes of int labels, 0 otherwise.
+    binarization, threshold: the rule from the config (module docstring).
+    """
+    name: str
+    images: dict[str, np.ndarray]
+    labels: dict[str, np.ndarray | None]
+    num_classes: int
+    binarization: str
+    threshold: float
+    # Not an init field, so dataclasses.replace(ds, images=...) starts with an empty cache.
+    _eval_cache: dict = dataclasses.field(default_factory=dict, init=False, repr=False)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """(H, W, C)."""
+        return tuple(self.images["train"].shape[1:])
+
+    @property
+    def cond_dim(self) -> int:
+        """Width of the conditioning vector: num_classes for int labels, D for [N, D] vectors, 0 if none."""
+        y = self.labels["train"]
+        if y is None:
+            return 0
+        return self.num_classes if y.ndim == 1 else int(y.shape[1])
+
+    def eval_images(self, split: str) -> np.ndarray:
+        """float32 {0,1} [N, H, W, C]: the fixed binarized images a split is scored on.
+
+        static: as stored; threshold: intensity > threshold; dynamic: one
+        Bernoulli draw with seed :func:`eval_seed` (split) — identical on
+        every call and every machine. Cached; treat the result as read-only.
+        """
+        if split not in self._eval_cache:
+            x = self.images[split]
+            if self.binarization == "static":
+                out = x.view()   # a read-only view; the stored array stays writable
+            elif self.binarization == "threshold":
+                out = threshold_images(x, self.threshold)
+            else:
+                out = bernoulli(x, np.random.default_rng(eval_seed(split)))
+            out.setflags(write=False)
+            self._eval_cache[split] = out
+        return self._eval_cache[split]
+
+
+def _describe_values(values: np.ndarray, grey_levels: int) -> str:
+    """'0, 3, 18, ..., 255' of the distinct values, shown as the stored grey levels."""
+    shown = np.round(values * grey_levels, 4) if grey_levels > 1 else values
+    fmt = lambda v: f"{v:g}"  # noqa: E731
+    if len(shown) <= 8:
+        return ", ".join(map(fmt, shown))
+    return ", ".join(map(fmt, shown[:6])) + f", ... {fmt(shown[-1])} ({len(shown)} distinct)"
+
+
+def _check_splits(name: str, raw: splits.RawSplits) -> None:
+    """What every loader must give: the three splits, float32 [N,H,W,C] in [0,1], one image size, matching labels."""
+    for s in splits.SPLITS:
+        x = raw.images.get(s)
+        if x is None or x.dtype != np.float32 or x.ndim != 4 or len(x) == 0:
+            raise ValueError(f"{name}: split {s!r} must be non-empty float32 [N, H, W, C], got "
+                             f"{None if x is None else (x.dtype, x.shape)}")
+        if x.shape[1:] != raw.images["train"].shape[1:]:
+            raise ValueError(f"{name}: split {s!r} images are {x.shape[1:]}, train's {raw.images['train'].shape[1:]}")
+        if not (np.isfinite(x).all() and x.min() >= 0 and x.max() <= 1):
+            raise ValueError(f"{name}: split {s!r} has intensities outside [0, 1]")
+        y = raw.labels.get(s)
+        if (y is None) != (raw.labels.get("train") is None):
+            raise ValueError(f"{name}: labels must be given for every split or none (split {s!r})")
+        if y is not None and len(y) != len(x):
+            raise ValueError(f"{name}: split {s!r} has {len(y)} labels for {len(x)} images")
+        if y is not None and y.ndim == 1 and not (y.dtype == np.int32 and 0 <= y.min() and y.max() < raw.num_classes):
+            raise ValueError(f"{name}: split {s!r} labels must be int32 in [0, {raw.num_classes})")
+
+
+def load_dataset(cfg: DataConfig, *, seed: int = 0) -> ImageDataset:
+    """Loads cfg.name, checks it against cfg.binarization, applies cfg.train_subset.
+
+    ``seed`` is passed to the loader; the built-in sets ignore it (their carves
+    are fixed so that every run is selected and scored on the same images).
+    """
+    if cfg.name not in _LOADERS:
+        raise ValueError(f"unknown data set {cfg.name!r}; valid names: {', '.join(_LOADERS)}")
+    if cfg.binarization not in ("static", "dynamic", "threshold"):
+        raise ValueError(f"data.binarization={cfg.binarization!r}; valid: static, dynamic, threshold")
+    if cfg.binarization == "threshold" and not 0.0 <= cfg.threshold < 1.0:
+        raise ValueError(f"data.threshold={cfg.threshold} must be in [0, 1)")
+    if cfg.train_subset < 0:
+        raise ValueError(f"data.train_subset={cfg.train_subset} must be >= 0")
+
+    raw = _LOADERS[cfg.name](cfg, seed)
+    _check_splits(cfg.name, raw)
+    if cfg.binarization == "static" and not all(((x == 0) | (x == 1)).all() for x in raw.images.values()):
+        values = np.unique(np.concatenate([raw.images[s].ravel() for s in splits.SPLITS]))
+        raise ValueError(f"{cfg.name} has pixel values other than 0/1 (found "
+                         f"{_describe_values(values, raw.grey_levels)}); "
+                         "use binarization='dynamic' or 'threshold'")
+
+    images, labels = dict(raw.images), dict(raw.labels)
+    if cfg.train_subset > 0:
+        idx = splits.subset_indices(len(images["train"]), cfg.train_subset)
+        images["train"], labels["train"] = images["train"][idx], splits.take(labels["train"], idx)
+    return ImageDataset(name=cfg.name, images=images, labels=labels, num_classes=raw.num_classes,
+                        binarization=cfg.binarization, threshold=cfg.threshold)

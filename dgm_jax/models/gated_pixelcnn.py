@@ -1,0 +1,225 @@
+"""Gated PixelCNN (van den Oord et al., 2016, "Conditional Image Generation with PixelCNN Decoders").
+
+Layers l = 0..L (L = num_layers). Layer 0 reads the image x' = 2x - 1 with
+kernel k0 = first_kernel_size in both stacks; layers 1..L read the previous
+layer's features with kernel k = kernel_size. F = num_features.
+
+    vertical    v~_l = Vconv_l(v_{l-1}) + Vv_l y                            [2F maps]
+                v_l  = tanh(v~_l^f) * sigmoid(v~_l^g)                        [F]
+    horizontal  h~_l = Hconv_l(h_{l-1}) + Link_l(down(v~_l)) + Vh_l y        [2F]
+                g_l  = tanh(h~_l^f) * sigmoid(h~_l^g)                        [F]
+                h_l  = h_{l-1} + Res_l(g_l)   for l >= 1;   h_0 = Res_0(g_0)  (no residual)
+                s_l  = Skip_l(g_l)
+    logits = Out_2(relu(Out_1(relu(sum_l s_l))))                             [C]
+
+(v_{-1} = h_{-1} = x'.) The conditioning V y (a position-independent bias,
+y a one-hot class or any vector) enters BOTH halves f and g of the gate, in
+BOTH stacks.
+
+How causality is obtained (shifted, asymmetrically padded convolutions; a
+tap at offset (dr, dc) reads row r + dr, column c + dc):
+
+* Vconv: a (k//2 + 1) x k kernel over rows r - k//2 .. r and columns
+  c - k//2 .. c + k//2 (input zero-padded k//2 rows on top, none below), no
+  mask. So v~_l at row r reads rows <= r only, and never horizontal features.
+  Its receptive field is a full rectangle: rows r - S_l .. r, columns
+  c +- S_l, S_l = k0//2 + l k//2.
+* down(.): shift one row down (a zero row on top). The horizontal stack of
+  row r reads vertical features computed from rows <= r - 1 only. Without
+  the shift, v~ of row r (which reads row r of x, right of the pixel too)
+  would leak the current and future pixels.
+* Hconv: a 1 x (k//2 + 1) kernel over columns c - k//2 .. c of the same
+  row. Its last tap (the current position) is masked like the centre tap of
+  masked_conv: mask A in layer 0 (with C = 1, pixel (r, c) never reads
+  itself), mask B afterwards (reads features of the current position, which
+  only summarise the past). Res/Skip/Out are 1x1 mask-B convolutions.
+* No residual around layer 0: h_0 must not contain x' itself.
+
+Hence the logits of (r, c) read row r at columns c - S_L .. c - 1 and every
+pixel of rows r - 1 - S_L .. r - 1 within columns c - S_L .. c + S_L: a
+rectangle with no blind spot. receptive_field_rows = 1 + S_L.
+
+Channels (C > 1, raster order over (row, col, channel)): features are split
+into C contiguous groups as in masked_conv (group g belongs to data channel
+g); the 2F pre-activations are laid out group by group, each group holding
+its F/C tanh inputs then its F/C sigmoid inputs, so that the gate multiplies
+channels of the same group and masked_conv's group masks (A: g_in < g_out,
+B: g_in <= g_out at the current position) apply unchanged. The vertical
+stack needs no channel mask: after the shift it only carries rows above.
+Requires num_features and head_features divisible by C.
+
+Structure for row-by-row sampling: ``vertical_stack(x, y)`` returns the L+1
+pre-activations v~_l (row r depends on x rows <= r only, rows r - S_l..r);
+``horizontal_stack(x_rows, v_above, y)`` maps any number of rows of x plus
+the matching rows of down(v~_l) to logits; its convolutions are 1 x k, so
+every row is computed independently. A sampler can thus run the vertical
+stack once per completed row (on the last 1 + S_L rows) and the cheap
+one-row horizontal stack once per pixel. ``__call__`` composes the two.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from dgm_jax.models.masked_conv import MaskedConv2D, conv_mask
+
+
+def down_shift(v: jax.Array) -> jax.Array:
+    """[B, H, W, F] -> [B, H, W, F] with out[:, r] = v[:, r - 1] and out[:, 0] = 0."""
+    return jnp.pad(v, ((0, 0), (1, 0), (0, 0), (0, 0)))[:, :-1]
+
+
+def gate_half_indices(num_features: int, num_data_channels: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Indices into the 2F pre-activation axis of the tanh (f) and sigmoid (g) halves.
+
+    With C = 1 these are [0, F) and [F, 2F); in general group by group.
+    """
+    per = num_features // num_data_channels
+    idx = np.arange(2 * num_features).reshape(num_data_channels, 2, per)
+    return idx[:, 0].reshape(-1), idx[:, 1].reshape(-1)
+
+
+def gate(pre: jax.Array, num_data_channels: int) -> jax.Array:
+    """tanh(f) * sigmoid(g) of pre-activations [..., 2F] laid out as in gate_half_indices -> [..., F]."""
+    *lead, two_f = pre.shape
+    p = pre.reshape(*lead, num_data_channels, 2, two_f // (2 * num_data_channels))
+    return (jnp.tanh(p[..., 0, :]) * jax.nn.sigmoid(p[..., 1, :])).reshape(*lead, two_f // 2)
+
+
+def _conv(x, kernel, padding, dtype):
+    return jax.lax.conv_general_dilated(x.astype(dtype), kernel.astype(dtype), (1, 1), padding,
+                                        dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+class VerticalConv(nn.Module):
+    """Unmasked (k//2 + 1) x k conv: output row r reads input rows r - k//2 .. r. [B,H,W,in] -> [B,H,W,features]."""
+    features: int
+    kernel_size: int
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        k, p = self.kernel_size, self.kernel_size // 2
+        kernel = self.param("kernel", nn.initializers.lecun_normal(), (p + 1, k, x.shape[-1], self.features),
+                            jnp.float32)
+        bias = self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32)
+        return _conv(x, kernel, ((p, 0), (p, p)), self.dtype) + bias.astype(self.dtype)
+
+
+class HorizontalConv(nn.Module):
+    """1 x (k//2 + 1) conv over columns c - k//2 .. c of the same row; the current-position tap is
+    masked by channel group (mask A or B, see masked_conv). [B,h,W,in] -> [B,h,W,features]."""
+    features: int
+    kernel_size: int
+    mask_type: str
+    num_data_channels: int = 1
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        k, p = self.kernel_size, self.kernel_size // 2
+        in_features = x.shape[-1]
+        kernel = self.param("kernel", nn.initializers.lecun_normal(), (1, p + 1, in_features, self.features),
+                            jnp.float32)
+        # The left half and centre of masked_conv's (1, k) mask: ones left, group rule at the centre.
+        mask = conv_mask((1, k), in_features, self.features, self.mask_type, self.num_data_channels)[:, :p + 1]
+        bias = self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32)
+        return _conv(x, kernel * mask, ((0, 0), (p, 0)), self.dtype) + bias.astype(self.dtype)
+
+
+class GatedPixelCNN(nn.Module):
+    image_shape: tuple[int, int, int]
+    num_features: int = 64
+    num_layers: int = 5
+    kernel_size: int = 3
+    first_kernel_size: int = 7
+    head_features: int = 0
+    num_classes: int = 0
+    conditional: bool = False
+    dtype: Any = jnp.float32
+
+    @property
+    def receptive_field_rows(self) -> int:
+        """How many rows above a pixel can influence its logits: 1 (the shift) + S_L."""
+        return 1 + self.first_kernel_size // 2 + self.num_layers * (self.kernel_size // 2)
+
+    def setup(self):
+        c, feats = self.image_shape[-1], self.num_features
+        head = self.head_features or feats
+        if feats % c or head % c:
+            raise ValueError(f"num_features={feats} and head_features={head} must be divisible by the "
+                             f"{c} data channels")
+        for k in (self.first_kernel_size, self.kernel_size):
+            if k % 2 == 0 or k < 1:
+                raise ValueError(f"gated_pixelcnn needs odd kernel sizes, got {k}")
+        sizes = [self.first_kernel_size] + [self.kernel_size] * self.num_layers
+        dt = self.dtype
+        self.v_convs = [VerticalConv(2 * feats, k, dtype=dt) for k in sizes]
+        self.h_convs = [HorizontalConv(2 * feats, k, "A" if l == 0 else "B", c, dtype=dt)
+                        for l, k in enumerate(sizes)]
+        self.links = [nn.Dense(2 * feats, dtype=dt) for _ in sizes]          # down(v~_l) -> h~_l, 1x1
+        self.residuals = [MaskedConv2D(feats, (1, 1), "B", c, dtype=dt) for _ in sizes]
+        self.skips = [MaskedConv2D(feats, (1, 1), "B", c, dtype=dt) for _ in sizes]
+        if self.conditional:
+            self.v_conds = [nn.Dense(2 * feats, use_bias=False, dtype=dt) for _ in sizes]
+            self.h_conds = [nn.Dense(2 * feats, use_bias=False, dtype=dt) for _ in sizes]
+        self.head_hidden = MaskedConv2D(head, (1, 1), "B", c, dtype=dt)
+        self.head_logits = MaskedConv2D(c, (1, 1), "B", c, dtype=dt)
+
+    def _condition(self, y):
+        if not self.conditional:
+            return None
+        if y is None:
+            raise ValueError("a conditional gated PixelCNN needs y [B, D]")
+        return y
+
+    def vertical_stack(self, x: jax.Array, y: jax.Array | None = None) -> tuple[jax.Array, ...]:
+        """x [B, h, W, C] binary -> the L+1 vertical pre-activations v~_l [B, h, W, 2F] (NOT shifted).
+
+        Row r of v~_l depends on rows r - S_l .. r of x only.
+        """
+        y = self._condition(y)
+        c = self.image_shape[-1]
+        v = 2.0 * x.astype(self.dtype) - 1.0
+        pres = []
+        for l in range(self.num_layers + 1):
+            pre = self.v_convs[l](v)
+            if y is not None:
+                pre = pre + self.v_conds[l](y)[:, None, None, :]
+            pres.append(pre)
+            if l < self.num_layers:      # the last layer's gated v is read by nobody
+                v = gate(pre, c)
+        return tuple(pres)
+
+    def horizontal_stack(self, x: jax.Array, v_above: Sequence[jax.Array], y: jax.Array | None = None) -> jax.Array:
+        """Logits [B, h, W, C] float32 of the rows of x [B, h, W, C].
+
+        v_above[l]: [B, h, W, 2F], the vertical pre-activation of the row ABOVE each row of x,
+        i.e. the matching rows of down_shift(vertical_stack(x_full)[l]) (zeros for row 0).
+        Rows are independent (all convolutions here are 1 x k).
+        """
+        y = self._condition(y)
+        c = self.image_shape[-1]
+        h = 2.0 * x.astype(self.dtype) - 1.0
+        skip = 0.0
+        for l in range(self.num_layers + 1):
+            pre = self.h_convs[l](h) + self.links[l](v_above[l].astype(self.dtype))
+            if y is not None:
+                pre = pre + self.h_conds[l](y)[:, None, None, :]
+            g = gate(pre, c)
+            skip = skip + self.skips[l](g)
+            if l < self.num_layers:               # the last layer's h is read by nobody
+                # No residual around layer 0: h_0 must not contain x itself.
+                h = self.residuals[l](g) if l == 0 else h + self.residuals[l](g)
+        out = self.head_hidden(nn.relu(skip))
+        return self.head_logits(nn.relu(out)).astype(jnp.float32)
+
+    def __call__(self, x: jax.Array, y: jax.Array | None = None, mask_index=0) -> jax.Array:
+        """x: [B, H, W, C] binary; y: [B, D] float or None. Returns logits [B, H, W, C] float32."""
+        del mask_index
+        v = self.vertical_stack(x, y)
+        return self.horizontal_stack(x, [down_shift(p) for p in v], y)

@@ -1,0 +1,144 @@
+"""MADE: masked autoencoder for distribution estimation (Germain et al., 2015).
+
+An MLP x -> h^1 -> ... -> h^L -> logits whose weight matrices are multiplied
+by binary masks so that output i only depends on inputs j < i. Inputs are
+pixels in raster order over (row, col, channel) with degrees m(j) = j + 1
+(1..D; the ordering is fixed, so the model is autoregressive in raster order).
+Hidden unit k of layer l gets a degree m^l(k) in [min_k' m^{l-1}(k'), D - 1];
+connections:
+
+    input j  -> h^1_k     iff m^1(k) >= m(j)
+    h^{l-1}_k' -> h^l_k   iff m^l(k) >= m^{l-1}(k')
+    h^L_k    -> output i  iff m(i) > m^L(k)                 (strict)
+    input j  -> output i  iff m(i) > m(j)                   (optional direct connection)
+
+so every path from input j to output i has m(j) <= ... < m(i). Hidden layers
+use ReLU; h^l = relu(masked W^l h^{l-1} + b^l [+ V^l y]); logits =
+masked W^out h^L + b [+ masked A x] [+ V^out y]. The conditioning V y is
+added to every hidden layer and to the logits (the first pixel has no
+hidden unit below its degree, so only the output term lets p(x_0 | y)
+depend on y).
+
+Connectivity-agnostic training: `num_masks` hidden-degree assignments,
+mask k drawn by numpy's RNG seeded with (MASK_SEED, k), so mask k is the same
+in every process and run. Training draws mask_index uniformly from
+range(num_train_masks); log p is evaluated as the log-mean-exp over
+mask_index in range(num_eval_masks) (an equal mixture of the masks'
+autoregressive models, each normalized, so the mixture is too).
+
+Only the degrees are stacked as constants ([num_masks, units] int32 per
+layer) and selected with jnp.take, so mask_index may be a traced int32
+scalar; the [in, out] masks are rebuilt from the selected degrees by one
+comparison in the forward pass (stacking the masks themselves would embed
+num_masks * D * units floats per layer as constants). An out-of-range traced
+index is clipped to the last mask (still a valid autoregressive mask); an
+out-of-range Python int is an error. Masks multiply the kernels in the
+forward pass; stored parameters are never mutated.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+MASK_SEED = 1502_03509  # the MADE arXiv number; any fixed value works
+
+
+def hidden_degrees(num_inputs: int, num_hidden: int, num_hidden_layers: int,
+                   mask_index: int) -> list[np.ndarray]:
+    """Degrees m^l(k) of the hidden units of mask `mask_index`, one int array [num_hidden] per layer.
+
+    Deterministic: numpy Generator seeded with (MASK_SEED, mask_index).
+    """
+    rng = np.random.default_rng([MASK_SEED, mask_index])
+    top = max(num_inputs - 1, 1)          # D - 1 (D = 1: a single degree-1 unit that feeds nothing)
+    low, degrees = 1, []
+    for _ in range(num_hidden_layers):
+        deg = rng.integers(low, top + 1, size=num_hidden)
+        low = int(deg.min())
+        degrees.append(deg.astype(np.int32))
+    return degrees
+
+
+class _MaskedDense(nn.Module):
+    """y = x @ (kernel * mask) + bias; mask [in, out] given at call time."""
+    features: int
+    use_bias: bool = True
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array, mask: jax.Array) -> jax.Array:
+        kernel = self.param("kernel", nn.initializers.lecun_normal(), (x.shape[-1], self.features), jnp.float32)
+        y = x @ (kernel * mask).astype(self.dtype)
+        if self.use_bias:
+            y = y + self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32).astype(self.dtype)
+        return y
+
+
+class MADE(nn.Module):
+    image_shape: tuple[int, int, int]
+    num_hidden: int = 500
+    num_hidden_layers: int = 1
+    num_masks: int = 1              # masks cycled in training (= num_train_masks)
+    num_eval_masks: int = 1         # masks 0..num_eval_masks-1 averaged at evaluation
+    direct_connection: bool = False
+    num_classes: int = 0
+    conditional: bool = False
+    dtype: Any = jnp.float32
+
+    @property
+    def num_train_masks(self) -> int:
+        return self.num_masks
+
+    def _check(self) -> None:
+        if self.num_hidden_layers < 1 or self.num_hidden < 1:
+            raise ValueError("MADE needs num_hidden_layers >= 1 and num_hidden >= 1")
+        if self.num_masks < 1 or not 1 <= self.num_eval_masks <= self.num_masks:
+            raise ValueError(f"MADE needs 1 <= num_eval_masks ({self.num_eval_masks}) <= num_masks "
+                             f"({self.num_masks}): evaluation averages trained masks only")
+
+    def degree_table(self) -> list[np.ndarray]:
+        """Per hidden layer, the degrees of every mask stacked: int32 [num_masks, num_hidden]."""
+        d = math.prod(self.image_shape)
+        per_mask = [hidden_degrees(d, self.num_hidden, self.num_hidden_layers, k) for k in range(self.num_masks)]
+        return [np.stack([m[l] for m in per_mask]) for l in range(self.num_hidden_layers)]
+
+    @nn.compact
+    def __call__(self, x: jax.Array, y: jax.Array | None = None, mask_index=0) -> jax.Array:
+        """x: [B, H, W, C] binary; y: [B, D_y] or None; mask_index: int or int32 scalar in [0, num_masks).
+
+        Returns logits [B, H, W, C] float32.
+        """
+        self._check()
+        if not self.conditional:
+            y = None
+        elif y is None:
+            raise ValueError("a conditional MADE needs y [B, D]")
+        if isinstance(mask_index, (int, np.integer)) and not 0 <= mask_index < self.num_masks:
+            raise ValueError(f"mask_index={mask_index} outside [0, {self.num_masks})")
+        d = math.prod(self.image_shape)
+        index = jnp.asarray(mask_index, jnp.int32)
+        in_deg = jnp.arange(1, d + 1, dtype=jnp.int32)
+        prev_deg = in_deg
+        h = x.reshape(x.shape[0], d).astype(self.dtype)
+        xf = h
+        for l, table in enumerate(self.degree_table()):
+            deg = jnp.take(jnp.asarray(table), index, axis=0, mode="clip")       # [num_hidden]
+            mask = (deg[None, :] >= prev_deg[:, None]).astype(jnp.float32)
+            h = _MaskedDense(self.num_hidden, dtype=self.dtype, name=f"hidden_{l}")(h, mask)
+            if y is not None:
+                h = h + nn.Dense(self.num_hidden, use_bias=False, dtype=self.dtype, name=f"cond_{l}")(y)
+            h = nn.relu(h)
+            prev_deg = deg
+        out_mask = (in_deg[None, :] > prev_deg[:, None]).astype(jnp.float32)
+        logits = _MaskedDense(d, dtype=self.dtype, name="output")(h, out_mask)
+        if self.direct_connection:
+            direct_mask = (in_deg[None, :] > in_deg[:, None]).astype(jnp.float32)
+            logits = logits + _MaskedDense(d, use_bias=False, dtype=self.dtype, name="direct")(xf, direct_mask)
+        if y is not None:
+            logits = logits + nn.Dense(d, use_bias=False, dtype=self.dtype, name="cond_out")(y)
+        return logits.reshape(x.shape).astype(jnp.float32)

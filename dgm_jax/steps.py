@@ -1,0 +1,133 @@
+"""Pure per-device training and evaluation steps.
+
+Each function here runs on ONE device's shard of the global batch and
+communicates only through collectives over the named axis ``AXIS``; how it is
+mapped over devices (jax.pmap, or jax.shard_map on a 1-D mesh) is decided
+outside, in dgm_jax.parallel. Static pieces (model, optimizer, penalty) are
+bound with functools.partial.
+
+The objective is the Monte-Carlo estimate of the expected negative
+log-likelihood on the mini-batch plus the configured penalties,
+
+    loss(theta) = -(1/B) sum_b log p_theta(x_b | y_b) + sum_k lambda_k R_k(theta),
+
+whose gradient is an unbiased estimate of the gradient of
+KL(p_data || p_theta) + penalties (up to the constant data entropy).
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from dgm_jax import likelihood, models
+from dgm_jax.models.conditioning import model_condition
+from dgm_jax.train_state import TrainState
+
+AXIS = "data"
+
+# penalty_fn(params, *, batch, logits, step, rng) -> (weighted total, {name: value})
+PenaltyFn = Callable[..., tuple[jax.Array, dict[str, jax.Array]]]
+
+
+def model_log_prob(model, params, x, y=None, mask_index=None) -> jax.Array:
+    """Exact log p(x | y) in nats, [B]; for a mask ensemble the log-mean-exp over masks.
+
+    y: None, int labels [B] or condition vectors [B, D].
+    """
+    cond = model_condition(model, y)
+    if mask_index is not None:
+        return likelihood.bernoulli_log_prob(model.apply({"params": params}, x, cond, mask_index=mask_index), x)
+    k = models.num_eval_masks(model)
+    if k == 1:
+        return likelihood.bernoulli_log_prob(model.apply({"params": params}, x, cond), x)
+    per_mask = jax.lax.map(
+        lambda i: likelihood.bernoulli_log_prob(model.apply({"params": params}, x, cond, mask_index=i), x),
+        jnp.arange(k))
+    return likelihood.log_mean_exp(per_mask, axis=0)
+
+
+def loss_fn(params, batch, rng, step, *, model, penalty_fn: PenaltyFn | None = None):
+    """Returns (loss, aux) for one device's batch; aux holds the logged terms."""
+    x = batch["x"]
+    cond = model_condition(model, batch.get("y"))
+    mask_rng, penalty_rng = jax.random.split(rng)
+    n_masks = models.num_train_masks(model)
+    mask_index = jax.random.randint(mask_rng, (), 0, n_masks) if n_masks > 1 else 0
+    logits = model.apply({"params": params}, x, cond, mask_index=mask_index)
+    log_p = likelihood.bernoulli_log_prob(logits, x)
+    nll = -jnp.mean(log_p)
+    aux = {"nll": nll}
+    loss = nll
+    if penalty_fn is not None:
+        total, terms = penalty_fn(params, batch=batch, logits=logits, step=step, rng=penalty_rng)
+        loss = loss + total
+        aux.update({f"penalty/{k}": v for k, v in terms.items()})
+        aux["penalty/total"] = total
+    aux["loss"] = loss
+    return loss, aux
+
+
+def train_step(state: TrainState, batch: dict, *, model, tx: optax.GradientTransformation,
+               schedule: optax.Schedule, ema_decay: float, penalty_fn: PenaltyFn | None = None,
+               num_dims: int) -> tuple[TrainState, dict[str, jax.Array]]:
+    """One optimizer step on this device's shard; gradients averaged over AXIS.
+
+    A non-finite loss or gradient norm never reaches the parameters: the update
+    is dropped (params, optimizer state and EMA stay as they were), the step
+    counter still advances, and num_skipped / first_bad_step record it. The
+    host decides whether that stops the run (train.nonfinite_policy).
+    """
+    # One key per step; identical on every device, so that random choices
+    # (e.g. MADE's mask index) agree across the data-parallel replicas.
+    rng = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
+    grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+    (_, aux), grads = grad_fn(state.params, batch, rng, state.step, model=model, penalty_fn=penalty_fn)
+    grads = jax.lax.pmean(grads, AXIS)
+    aux = jax.lax.pmean(aux, AXIS)
+
+    grad_norm = optax.global_norm(grads)
+    finite = jnp.isfinite(aux["loss"]) & jnp.isfinite(grad_norm)
+    updates, new_opt_state = tx.update(grads, state.opt_state, state.params)
+    new_params = optax.apply_updates(state.params, updates)
+    # EMA with the usual warm-up (1 + t) / (10 + t), so early averages are not
+    # dominated by the random initialisation.
+    decay = jnp.minimum(ema_decay, (1.0 + state.step) / (10.0 + state.step))
+    new_ema = jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, state.ema_params, new_params) \
+        if ema_decay > 0 else new_params
+
+    keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(finite, a, b), new, old)
+    new_state = state.replace(
+        step=state.step + 1,
+        params=keep(new_params, state.params),
+        opt_state=keep(new_opt_state, state.opt_state),
+        ema_params=keep(new_ema, state.ema_params),
+        num_skipped=state.num_skipped + jnp.where(finite, 0, 1).astype(jnp.int32),
+        first_bad_step=jnp.where((state.first_bad_step < 0) & ~finite, state.step, state.first_bad_step),
+    )
+    metrics = dict(aux)
+    metrics["bits_per_dim"] = likelihood.bits_per_dim(aux["nll"], num_dims)
+    metrics["grad_norm"] = grad_norm
+    metrics["param_norm"] = optax.global_norm(state.params)
+    metrics["learning_rate"] = schedule(state.step)
+    metrics["finite"] = finite.astype(jnp.float32)
+    return new_state, metrics
+
+
+def train_steps(state: TrainState, batches: dict, **kwargs) -> tuple[TrainState, dict[str, jax.Array]]:
+    """k optimizer steps in one device call: lax.scan of train_step over batches' leading axis [k, b, ...].
+
+    Metrics are averaged over the k steps (the counters are the last values).
+    """
+    state, metrics = jax.lax.scan(lambda s, b: train_step(s, b, **kwargs), state, batches)
+    return state, jax.tree.map(lambda m: jnp.mean(m, axis=0), metrics)
+
+
+def eval_step(params, batch: dict, *, model) -> jax.Array:
+    """Per-example log p(x | y) in nats for this device's batch, [b].
+
+    Padding examples (batch['mask'] == 0) are scored too; the host drops them.
+    """
+    return model_log_prob(model, params, batch["x"], batch.get("y"))

@@ -1,0 +1,269 @@
+"""train_and_evaluate(config, workdir): maximum-likelihood training of one run.
+
+The run: load data -> build model and optimizer -> restore the latest good
+checkpoint of the workdir (or start fresh) -> train with periodic logging,
+validation on the full validation split, checkpoints and early stopping ->
+score the best-validation parameters on the test split, draw samples, and
+write the learning curve and results.json. Running it again on the same
+workdir resumes; a larger train.num_steps continues training.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from dgm_jax import (checkpointing, config_schema, data, evaluation, metric_writers, models, optim,
+                     parallel, plots, sampling, train_state)
+from dgm_jax.config_schema import Config
+
+log = logging.getLogger(__name__)
+
+
+class NonFiniteError(FloatingPointError):
+    """Training met a non-finite loss or gradient under nonfinite_policy='stop'."""
+
+
+def prepare_workdir(workdir: str | os.PathLike) -> Path:
+    """Creates the workdir and checks that it can be written, before any training."""
+    path = Path(workdir).absolute()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".write_test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as e:
+        raise OSError(f"The workdir {path} is not writable ({e.strerror}); choose another --workdir.") from e
+    return path
+
+
+def run_info(cfg: Config, ds) -> dict:
+    """What identifies a run: a workdir holds one model on one data layout."""
+    return {"model": {k: v for k, v in config_schema.to_dict(cfg)["model"].items()},
+            "data": cfg.data.name, "image_shape": list(ds.image_shape),
+            "num_classes": int(ds.num_classes), "cond_dim": int(ds.cond_dim),
+            "use_ema": cfg.optim.ema_decay > 0}
+
+
+def init_state(cfg: Config, model, tx, ds) -> train_state.TrainState:
+    """Fresh TrainState on the host, parameters from fold_in(root key, 0)."""
+    root = jax.random.key(cfg.seed)
+    x = jnp.zeros((1,) + tuple(ds.image_shape), jnp.float32)
+    y = jnp.zeros((1, ds.cond_dim), jnp.float32) if cfg.model.conditional else None
+    params = jax.jit(lambda k: model.init(k, x, y)["params"])(jax.random.fold_in(root, 0))
+    return jax.device_get(train_state.create(params, tx, jax.random.fold_in(root, 1)))
+
+
+def _check_data_for_model(cfg: Config, ds) -> None:
+    if cfg.model.conditional and ds.cond_dim == 0:
+        raise ValueError(f"config.model.conditional=True but the data set {ds.name!r} has no labels "
+                         "to condition on; use a labelled set (mnist5k, digits, mnist, npz with *_labels) "
+                         "or set model.conditional=False.")
+
+
+def _fresh_record() -> dict:
+    return {"best_val_nll": math.inf, "best_step": -1, "evals_since_best": 0, "stopped_early": False}
+
+
+class _Run:
+    """The mutable host-side pieces of one training run (the step functions stay pure)."""
+
+    def __init__(self, cfg: Config, workdir: Path):
+        self.cfg, self.workdir = cfg, workdir
+        self.is_main = jax.process_index() == 0
+        self.ds = data.load_dataset(cfg.data, seed=cfg.seed)
+        _check_data_for_model(cfg, self.ds)
+        self.model = models.build_model(cfg.model, self.ds.image_shape, self.ds.num_classes)
+        self.num_dims = int(np.prod(self.ds.image_shape))
+        n_dev = jax.local_device_count()
+        parallel.check_batch_divides(cfg.train.batch_size, n_dev * jax.process_count(), "train.batch_size")
+        parallel.check_batch_divides(cfg.train.eval_batch_size, n_dev, "train.eval_batch_size")
+        self.info = run_info(cfg, self.ds)
+        checkpointing.check_run_identity(workdir, self.info)
+        self.tx = optim.make_optimizer(cfg.optim, cfg.train.num_steps)
+        self.schedule = optim.make_schedule(cfg.optim, cfg.train.num_steps)
+        self.runner = parallel.make_runner(
+            cfg.train.parallelism, model=self.model, tx=self.tx, schedule=self.schedule,
+            ema_decay=cfg.optim.ema_decay, penalty_fn=_penalty_fn(cfg), num_dims=self.num_dims)
+        self.use_ema = cfg.optim.ema_decay > 0
+        self.ckpt = checkpointing.Checkpointer(workdir, keep=cfg.train.keep_checkpoints)
+        self.writer = metric_writers.MetricWriter(workdir, enabled=self.is_main)
+
+    def evaluate(self, params_dev, split: str) -> dict:
+        lp = evaluation.split_log_probs(self.runner, params_dev, self.ds.eval_images(split),
+                                        self.ds.labels.get(split), self.cfg.train.eval_batch_size)
+        return evaluation.summarize(lp, self.num_dims)
+
+
+def _penalty_fn(cfg: Config):
+    if not cfg.penalties:
+        return None
+    from dgm_jax import penalties  # noqa: WPS433 - only runs that use penalties need them
+    return penalties.from_config(cfg.penalties, num_steps=cfg.train.num_steps)
+
+
+def train_and_evaluate(config: Any, workdir: str | os.PathLike) -> dict:
+    """Trains (or resumes) the run in `workdir` and returns the results written to results.json."""
+    cfg = config_schema.from_config_dict(config)
+    workdir = prepare_workdir(workdir)
+    run = _Run(cfg, workdir)
+    t_start = time.time()
+
+    host_state = init_state(cfg, run.model, run.tx, run.ds)
+    iterator = data.train_iterator(run.ds, batch_size=cfg.train.batch_size, seed=cfg.seed,
+                                   process_index=jax.process_index(), process_count=jax.process_count(),
+                                   num_workers=cfg.data.num_workers)
+    restored = run.ckpt.restore_latest_good(host_state)
+    if restored is not None:
+        step, host_state, meta = restored
+        iterator.set_state(meta["data_iterator"])
+        record = meta["record"]
+        log.info("Resumed %s at step %d.", workdir, step)
+    else:
+        record = _fresh_record()
+        if run.is_main:
+            checkpointing.write_json_atomic(workdir / checkpointing.RUN_INFO, run.info)
+    if run.is_main:
+        checkpointing.write_json_atomic(workdir / "config.json", config_schema.to_dict(cfg))
+
+    state = run.runner.put_state(host_state)
+    del host_state
+    step = int(jax.device_get(run.runner.get_state(state).step)) if restored else 0
+    state, record = _train_loop(run, state, iterator, step, record)
+    run.ckpt.wait()
+    results = _final_report(run, state, record, time.time() - t_start)
+    run.ckpt.close()
+    run.writer.close()
+    return results
+
+
+def _train_loop(run: _Run, state, iterator, step: int, record: dict):
+    from dgm_jax.device_prefetch import DevicePrefetcher  # noqa: WPS433
+
+    cfg = run.cfg.train
+    prefetch = DevicePrefetcher(iterator, lambda b: run.runner.put_batch(b, batch_axis=1),
+                                size=run.cfg.data.prefetch)
+    bar = None
+    if cfg.progress_bar and run.is_main:
+        from tqdm import tqdm
+        bar = tqdm(total=cfg.num_steps, initial=step, desc="train", dynamic_ncols=True)
+    t_last, step_last = time.time(), step
+    pending = None
+    while step < cfg.num_steps and not record["stopped_early"]:
+        k = min(cfg.steps_per_dispatch, cfg.num_steps - step)
+        state, metrics = run.runner.train(state, prefetch.next(k))
+        step += k
+        pending = metrics
+        last = step >= cfg.num_steps
+        if step % cfg.log_every == 0 or last:
+            m = {k_: float(v) for k_, v in jax.device_get(pending).items()}
+            _check_nonfinite(run, state, step)
+            now = time.time()
+            m["images_per_sec"] = (step - step_last) * cfg.batch_size / max(now - t_last, 1e-9)
+            t_last, step_last = now, step
+            run.writer.write(step, "train", m)
+            if bar is not None:
+                bar.update(step - bar.n)
+                bar.set_postfix(loss=f"{m['loss']:.2f}", nll=f"{m['nll']:.2f}", img_s=f"{m['images_per_sec']:.0f}")
+        val_nll = None
+        if step % cfg.eval_every == 0 or last:
+            _check_nonfinite(run, state, step)
+            val = run.evaluate(run.runner.params_for_eval(state, run.use_ema), "validation")
+            val_nll = val["nll"]
+            run.writer.write(step, "validation", val)
+            _update_record(record, val_nll, step, cfg.early_stopping_patience)
+            if bar is not None:
+                bar.write(f"step {step}: validation NLL {val_nll:.3f} ± {val['nll_stderr']:.3f} nats "
+                          f"({val['bits_per_dim']:.4f} bits/dim)")
+        if step % cfg.checkpoint_every == 0 or val_nll is not None or last or record["stopped_early"]:
+            _check_nonfinite(run, state, step)
+            meta = {"data_iterator": prefetch.state, "record": record, "step": step}
+            run.ckpt.save(step, run.runner.get_state(state), meta, val_nll=val_nll)
+    if bar is not None:
+        bar.close()
+    return state, record
+
+
+def _update_record(record: dict, val_nll: float, step: int, patience: int) -> None:
+    """Early-stopping bookkeeping on validation NLL (never on test)."""
+    if val_nll < record["best_val_nll"]:
+        record.update(best_val_nll=val_nll, best_step=step, evals_since_best=0)
+    else:
+        record["evals_since_best"] += 1
+        if patience > 0 and record["evals_since_best"] >= patience:
+            record["stopped_early"] = True
+            log.info("Early stopping at step %d: no validation improvement in %d evaluations (best %.4f at %d).",
+                     step, patience, record["best_val_nll"], record["best_step"])
+
+
+def _check_nonfinite(run: _Run, state, step: int) -> None:
+    """Under nonfinite_policy='stop', raises before anything is saved from a bad step.
+
+    The step itself never applies a non-finite update, so the state (and the
+    last checkpoint) hold the last good parameters either way.
+    """
+    if run.cfg.train.nonfinite_policy != "stop":
+        return
+    host = run.runner.get_state(state)
+    bad = int(host.first_bad_step)
+    if bad >= 0:
+        raise NonFiniteError(f"Non-finite loss or gradient at step {bad} (train.nonfinite_policy='stop'); "
+                             f"the update was not applied and the last checkpoint in {run.workdir} is intact.")
+
+
+def _final_report(run: _Run, state, record: dict, wall_time: float) -> dict:
+    """Test NLL of the best-validation parameters, samples, learning curve, results.json."""
+    cfg = run.cfg
+    host = run.runner.get_state(state)
+    best_step = record["best_step"]
+    final_step = int(host.step)
+    if best_step >= 0 and best_step != final_step:
+        best, _ = run.ckpt.restore(best_step, host)
+    else:
+        best, best_step = host, final_step
+    params_host = train_state.eval_params(best, run.use_ema)
+    params_dev = run.runner.put_state(params_host)
+    test = run.evaluate(params_dev, "test")
+    results = {
+        "test_nll_nats": test["nll"], "test_nll_stderr": test["nll_stderr"],
+        "test_bits_per_dim": test["bits_per_dim"], "num_test_examples": test["num_examples"],
+        "best_step": best_step, "best_val_nll": record["best_val_nll"], "final_step": final_step,
+        "stopped_early": record["stopped_early"], "num_skipped_updates": int(host.num_skipped),
+        "num_params": int(sum(np.size(p) for p in jax.tree.leaves(host.params))),
+        "model": cfg.model.name, "data": cfg.data.name, "wall_time_s": wall_time,
+        "num_devices": jax.device_count(), "parallelism": cfg.train.parallelism,
+    }
+    records = metric_writers.read_metrics(run.workdir / "metrics.jsonl")
+    train_nll = [r["nll"] for r in records if r["split"] == "train" and r.get("nll") is not None]
+    results["final_train_nll"] = train_nll[-1] if train_nll else None
+    if run.is_main:
+        run.writer.write(best_step, "test", test)
+        _write_samples(run, params_host)
+        plots.learning_curve(records, run.workdir / "learning_curve.png",
+                             title=f"{cfg.model.name} on {cfg.data.name}")
+        checkpointing.write_json_atomic(run.workdir / "results.json", results)
+        log.info("Results: %s", json.dumps(results))
+    return results
+
+
+def _write_samples(run: _Run, params_host) -> None:
+    cfg = run.cfg
+    n = cfg.train.num_samples
+    if n <= 0:
+        return
+    y = None
+    if cfg.model.conditional:
+        # Class labels: each grid row of 8 is one class. Vector conditions: the test set's own.
+        labels = run.ds.labels["test"]
+        y = (jnp.arange(n) // 8) % run.ds.num_classes if labels.ndim == 1 else jnp.asarray(labels[:n])
+    rng = jax.random.fold_in(jax.random.key(cfg.seed), 2)
+    x = sampling.sample(run.model, params_host, rng, n, y=y, method=cfg.train.sampler)
+    plots.image_grid(np.asarray(x), run.workdir / "samples.png", ncols=8)

@@ -1,0 +1,117 @@
+"""End to end: a tiny run writes everything, resumes, continues, and refuses foreign workdirs."""
+import json
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+
+import dgm_jax
+from dgm_jax import checkpointing
+from dgm_jax.metric_writers import read_metrics
+from conftest import REPO
+
+
+def _params(workdir, step):
+    ckpt = checkpointing.Checkpointer(workdir, async_save=False)
+    state = ckpt.manager.restore(step, args=ocp.args.Composite(state=ocp.args.PyTreeRestore()))["state"]
+    ckpt.close()
+    return state["params"]
+
+
+def test_tiny_run_outputs_resume_and_continue(tmp_path, tiny_config):
+    tiny_config.train.num_steps = 20
+    wd = tmp_path / "run"
+    res = dgm_jax.train_and_evaluate(tiny_config, wd)
+    for name in ("config.json", "run_info.json", "metrics.jsonl", "learning_curve.png", "samples.png",
+                 "results.json"):
+        assert (wd / name).is_file(), name
+    assert list((wd / "tensorboard").glob("events.out.tfevents.*"))
+    results = json.loads((wd / "results.json").read_text())
+    assert results["final_step"] == res["final_step"] == 20
+    ds = dgm_jax.data.load_dataset(dgm_jax.config_schema.from_config_dict(tiny_config).data)
+    assert results["num_test_examples"] == len(ds.images["test"])      # every test image scored
+    assert np.isfinite(results["test_nll_nats"]) and results["test_nll_nats"] > 0
+    recs = read_metrics(wd / "metrics.jsonl")
+    assert {r["split"] for r in recs} >= {"train", "validation", "test"}
+    assert all(r["num_examples"] == len(ds.images["validation"]) for r in recs if r["split"] == "validation")
+    assert 20 in checkpointing.Checkpointer(wd).all_steps()
+
+    # Same command again: resumes at step 20 and trains nothing more.
+    before = (wd / "metrics.jsonl").read_text().count('"split": "train"')
+    res2 = dgm_jax.train_and_evaluate(tiny_config, wd)
+    assert res2["final_step"] == 20
+    assert (wd / "metrics.jsonl").read_text().count('"split": "train"') == before
+
+    # A larger num_steps continues from 20, not from scratch.
+    tiny_config.train.num_steps = 40
+    res3 = dgm_jax.train_and_evaluate(tiny_config, wd)
+    assert res3["final_step"] == 40
+    train_steps = [r["step"] for r in read_metrics(wd / "metrics.jsonl") if r["split"] == "train"]
+    assert train_steps == sorted(set(train_steps)) and max(train_steps) == 40
+    assert 40 in checkpointing.Checkpointer(wd).all_steps()
+
+
+def test_resume_is_bitwise_equal_to_uninterrupted(tmp_path, tiny_config):
+    # A constant learning rate makes the schedule independent of num_steps,
+    # so "20 steps, then resume to 40" must equal "40 steps" exactly on CPU.
+    tiny_config.optim.schedule = "constant"
+    tiny_config.optim.ema_decay = 0.9
+    tiny_config.train.num_steps = 40
+    dgm_jax.train_and_evaluate(tiny_config, tmp_path / "straight")
+    tiny_config.train.num_steps = 20
+    dgm_jax.train_and_evaluate(tiny_config, tmp_path / "split")
+    tiny_config.train.num_steps = 40
+    dgm_jax.train_and_evaluate(tiny_config, tmp_path / "split")
+    a, b = _params(tmp_path / "straight", 40), _params(tmp_path / "split", 40)
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def test_workdir_of_another_model_is_refused(tmp_path, tiny_config):
+    tiny_config.train.num_steps = 10
+    tiny_config.train.eval_every = 10
+    tiny_config.train.checkpoint_every = 10
+    tiny_config.train.log_every = 10
+    dgm_jax.train_and_evaluate(tiny_config, tmp_path / "run")
+    tiny_config.model.num_features = 16
+    with pytest.raises(checkpointing.CheckpointError, match=r"different model.*num_features: 8 -> 16"):
+        dgm_jax.train_and_evaluate(tiny_config, tmp_path / "run")
+
+
+def test_load_log_prob_and_sample_from_workdir(tmp_path, tiny_config):
+    tiny_config.train.num_steps = 20
+    res = dgm_jax.train_and_evaluate(tiny_config, tmp_path / "run")
+    run = dgm_jax.load(tmp_path / "run")
+    assert run.step == res["best_step"]
+    ds = dgm_jax.data.load_dataset(run.config.data)
+    x = ds.eval_images("test")
+    lp = np.asarray(dgm_jax.log_prob(run.model, run.params, x))
+    assert lp.shape == (len(x),)
+    np.testing.assert_allclose(-lp.mean(), res["test_nll_nats"], rtol=1e-5)
+    xs = np.asarray(dgm_jax.sample(run.model, run.params, jax.random.key(0), 3))
+    assert xs.shape == (3,) + run.image_shape and set(np.unique(xs)) <= {0.0, 1.0}
+    with pytest.raises(ValueError, match="pixel values 0/1"):
+        dgm_jax.log_prob(run.model, run.params, x * 0.5)
+
+
+def test_unwritable_workdir_fails_before_training(tmp_path, tiny_config):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with pytest.raises(OSError, match="not writable"):
+        dgm_jax.train_and_evaluate(tiny_config, blocker / "run")
+
+
+def test_launch_cli_overrides_and_rejects_typos(tmp_path):
+    base = [sys.executable, "launch.py", "--config=experiments/configs/quickstart.py:tiny",
+            f"--workdir={tmp_path / 'cli'}"]
+    ok = subprocess.run(base + ["--config.train.num_steps=10", "--config.train.eval_every=10",
+                                "--config.train.checkpoint_every=10", "--config.train.log_every=10"],
+                        cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert ok.returncode == 0, ok.stderr[-3000:]
+    assert json.loads((tmp_path / "cli" / "config.json").read_text())["train"]["num_steps"] == 10
+    bad = subprocess.run(base + ["--config.model.num_layer=3"], cwd=REPO, capture_output=True, text=True,
+                         timeout=120)
+    assert bad.returncode != 0 and "num_layer" in bad.stderr
