@@ -6,6 +6,22 @@ validation on the full validation split, checkpoints and early stopping ->
 score the best-validation parameters on the test split, draw samples, and
 write the learning curve and results.json. Running it again on the same
 workdir resumes; a larger train.num_steps continues training.
+
+Faults:
+  * killed at any moment (SIGKILL, power cut of the host): the next launch
+    resumes from the last complete checkpoint, with the data iterator where
+    that checkpoint left it; training is a deterministic function of the seed,
+    so on CPU the parameters end bitwise equal to an uninterrupted run.
+  * SIGTERM (pre-emption): the run checkpoints the current step and raises
+    Preempted (launch.py exits with distributed.PREEMPTED_EXIT_CODE = 75);
+    all processes of a multi-process job stop at the same step.
+  * non-finite loss or gradient: the update is never applied (steps.py); the
+    count is logged as num_skipped, and nonfinite_policy='stop' raises
+    NonFiniteError naming the step, leaving the last checkpoint intact.
+  * damaged checkpoints are skipped with a warning; a failed save raises
+    CheckpointError naming the directory (dgm_jax/checkpointing.py).
+Multi-process (dgm_jax/distributed.py): each process reads its own shard of
+the training data; process 0 alone writes metrics, plots and results.
 """
 from __future__ import annotations
 
@@ -21,8 +37,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dgm_jax import (checkpointing, config_schema, data, evaluation, metric_writers, models, optim,
-                     parallel, plots, sampling, train_state)
+from dgm_jax import (checkpointing, config_schema, data, distributed, evaluation, metric_writers, models,
+                     optim, parallel, plots, sampling, train_state)
 from dgm_jax.config_schema import Config
 
 log = logging.getLogger(__name__)
@@ -32,12 +48,20 @@ class NonFiniteError(FloatingPointError):
     """Training met a non-finite loss or gradient under nonfinite_policy='stop'."""
 
 
+class Preempted(Exception):
+    """SIGTERM: the run saved a checkpoint at .step and stopped; the same command resumes it."""
+
+    def __init__(self, message: str, step: int):
+        super().__init__(message)
+        self.step = step
+
+
 def prepare_workdir(workdir: str | os.PathLike) -> Path:
     """Creates the workdir and checks that it can be written, before any training."""
     path = Path(workdir).absolute()
     try:
         path.mkdir(parents=True, exist_ok=True)
-        probe = path / ".write_test"
+        probe = path / f".write_test.{jax.process_index()}"   # one per process on a shared file system
         probe.write_text("ok")
         probe.unlink()
     except OSError as e:
@@ -83,8 +107,9 @@ class _Run:
         _check_data_for_model(cfg, self.ds)
         self.model = models.build_model(cfg.model, self.ds.image_shape, self.ds.num_classes)
         self.num_dims = int(np.prod(self.ds.image_shape))
-        n_dev = jax.local_device_count()
-        parallel.check_batch_divides(cfg.train.batch_size, n_dev * jax.process_count(), "train.batch_size")
+        # pmap: the devices of this process; shard_map: every device of every process.
+        n_dev = jax.local_device_count() if cfg.train.parallelism == "pmap" else jax.device_count()
+        parallel.check_batch_divides(cfg.train.batch_size, n_dev, "train.batch_size")
         parallel.check_batch_divides(cfg.train.eval_batch_size, n_dev, "train.eval_batch_size")
         self.info = run_info(cfg, self.ds)
         checkpointing.check_run_identity(workdir, self.info)
@@ -100,7 +125,15 @@ class _Run:
     def evaluate(self, params_dev, split: str) -> dict:
         lp = evaluation.split_log_probs(self.runner, params_dev, self.ds.eval_images(split),
                                         self.ds.labels.get(split), self.cfg.train.eval_batch_size)
-        return evaluation.summarize(lp, self.num_dims)
+        out = evaluation.summarize(lp, self.num_dims)
+        truth = getattr(self.ds, "truth", None)
+        if truth is not None:
+            # A synthetic set knows p_data exactly: report KL(p_data || p_theta)
+            # by enumeration next to the NLL (dgm_jax/known_truth.py).
+            from dgm_jax import known_truth  # noqa: WPS433
+            out.update(known_truth.exact_metrics(self.runner, params_dev, truth, self.cfg.train.eval_batch_size,
+                                                 nll=out["nll"], nll_stderr=out["nll_stderr"]))
+        return out
 
 
 def _penalty_fn(cfg: Config):
@@ -134,22 +167,38 @@ def train_and_evaluate(config: Any, workdir: str | os.PathLike) -> dict:
     if run.is_main:
         checkpointing.write_json_atomic(workdir / "config.json", config_schema.to_dict(cfg))
 
+    step = int(host_state.step)
     state = run.runner.put_state(host_state)
     del host_state
-    step = int(jax.device_get(run.runner.get_state(state).step)) if restored else 0
-    state, record = _train_loop(run, state, iterator, step, record)
-    run.ckpt.wait()
-    results = _final_report(run, state, record, time.time() - t_start)
-    run.ckpt.close()
-    run.writer.close()
+    try:
+        with distributed.PreemptionWatcher() as watcher:
+            state, record = _train_loop(run, state, iterator, step, record, watcher)
+        run.ckpt.wait()
+        results = _final_report(run, state, record, time.time() - t_start)
+    finally:
+        # Also on errors (NonFiniteError, Preempted, a failed save): let pending
+        # checkpoint writes finish, so that the last good step is complete on disk.
+        _close_quietly(run, iterator)
     return results
 
 
-def _train_loop(run: _Run, state, iterator, step: int, record: dict):
+def _close_quietly(run: _Run, iterator) -> None:
+    for close in (run.ckpt.close, run.writer.close, getattr(iterator, "close", None)):
+        if close is None:
+            continue
+        try:
+            close()
+        except Exception as e:  # noqa: BLE001 - never mask the error that got us here
+            log.warning("While closing the run: %s: %s", type(e).__name__, e)
+
+
+def _train_loop(run: _Run, state, iterator, step: int, record: dict, watcher: distributed.PreemptionWatcher):
+    """Trains from `step` to train.num_steps (or early stopping, or pre-emption: raises Preempted)."""
     from dgm_jax.device_prefetch import DevicePrefetcher  # noqa: WPS433
 
     cfg = run.cfg.train
-    prefetch = DevicePrefetcher(iterator, lambda b: run.runner.put_batch(b, batch_axis=1),
+    # Each process puts its own slice of the global batch (see parallel.py).
+    prefetch = DevicePrefetcher(iterator, lambda b: run.runner.put_batch(b, batch_axis=1, process_local=True),
                                 size=run.cfg.data.prefetch)
     bar = None
     if cfg.progress_bar and run.is_main:
@@ -157,6 +206,9 @@ def _train_loop(run: _Run, state, iterator, step: int, record: dict):
         bar = tqdm(total=cfg.num_steps, initial=step, desc="train", dynamic_ncols=True)
     t_last, step_last = time.time(), step
     pending = None
+    saved_step = -1
+    skipped = run.runner.get_scalars(state, ("num_skipped",))["num_skipped"]
+    dispatch = 0   # the same count on every process: the pre-emption sync point is agreed on it
     while step < cfg.num_steps and not record["stopped_early"]:
         k = min(cfg.steps_per_dispatch, cfg.num_steps - step)
         state, metrics = run.runner.train(state, prefetch.next(k))
@@ -165,7 +217,8 @@ def _train_loop(run: _Run, state, iterator, step: int, record: dict):
         last = step >= cfg.num_steps
         if step % cfg.log_every == 0 or last:
             m = {k_: float(v) for k_, v in jax.device_get(pending).items()}
-            _check_nonfinite(run, state, step)
+            skipped = _check_nonfinite(run, state, step, skipped)
+            m["num_skipped"] = skipped
             now = time.time()
             m["images_per_sec"] = (step - step_last) * cfg.batch_size / max(now - t_last, 1e-9)
             t_last, step_last = now, step
@@ -184,12 +237,25 @@ def _train_loop(run: _Run, state, iterator, step: int, record: dict):
                 bar.write(f"step {step}: validation NLL {val_nll:.3f} ± {val['nll_stderr']:.3f} nats "
                           f"({val['bits_per_dim']:.4f} bits/dim)")
         if step % cfg.checkpoint_every == 0 or val_nll is not None or last or record["stopped_early"]:
-            _check_nonfinite(run, state, step)
-            meta = {"data_iterator": prefetch.state, "record": record, "step": step}
-            run.ckpt.save(step, run.runner.get_state(state), meta, val_nll=val_nll)
+            _save(run, state, prefetch, step, record, val_nll)
+            saved_step = step
+        if watcher.should_stop(dispatch):
+            if saved_step != step:
+                _save(run, state, prefetch, step, record, None)
+            run.ckpt.wait()
+            raise Preempted(f"Pre-empted (SIGTERM): saved a checkpoint at step {step} in {run.workdir}; "
+                            "run the same command again to continue.", step)
+        dispatch += 1
     if bar is not None:
         bar.close()
     return state, record
+
+
+def _save(run: _Run, state, prefetch, step: int, record: dict, val_nll) -> None:
+    """Checkpoints the state after `step` with the data position and record (after the non-finite check)."""
+    _check_nonfinite(run, state, step)
+    meta = {"data_iterator": prefetch.state, "record": record, "step": step}
+    run.ckpt.save(step, run.runner.get_state(state), meta, val_nll=val_nll)
 
 
 def _update_record(record: dict, val_nll: float, step: int, patience: int) -> None:
@@ -204,19 +270,23 @@ def _update_record(record: dict, val_nll: float, step: int, patience: int) -> No
                      step, patience, record["best_val_nll"], record["best_step"])
 
 
-def _check_nonfinite(run: _Run, state, step: int) -> None:
-    """Under nonfinite_policy='stop', raises before anything is saved from a bad step.
+def _check_nonfinite(run: _Run, state, step: int, skipped_before: int | None = None) -> int:
+    """Fetches the skip counters; under nonfinite_policy='stop' raises before anything is saved from a bad step.
 
     The step itself never applies a non-finite update, so the state (and the
-    last checkpoint) hold the last good parameters either way.
+    last checkpoint) hold the last good parameters either way. Returns the
+    number of skipped updates so far (logged as num_skipped).
     """
-    if run.cfg.train.nonfinite_policy != "stop":
-        return
-    host = run.runner.get_state(state)
-    bad = int(host.first_bad_step)
-    if bad >= 0:
-        raise NonFiniteError(f"Non-finite loss or gradient at step {bad} (train.nonfinite_policy='stop'); "
-                             f"the update was not applied and the last checkpoint in {run.workdir} is intact.")
+    c = run.runner.get_scalars(state, ("num_skipped", "first_bad_step"))
+    if run.cfg.train.nonfinite_policy == "stop" and c["first_bad_step"] >= 0:
+        raise NonFiniteError(
+            f"Non-finite loss or gradient at step {c['first_bad_step']} (train.nonfinite_policy='stop'); "
+            f"the update was not applied and no checkpoint after it was written: the last checkpoint in "
+            f"{run.workdir} is intact.")
+    if skipped_before is not None and c["num_skipped"] > skipped_before:
+        log.warning("Step %d: %d non-finite update(s) skipped so far (the first at step %d); "
+                    "train.nonfinite_policy='skip' goes on.", step, c["num_skipped"], c["first_bad_step"])
+    return c["num_skipped"]
 
 
 def _final_report(run: _Run, state, record: dict, wall_time: float) -> dict:
