@@ -3,6 +3,7 @@
     run = dgm_jax.load("runs/quickstart")              # .model, .params, .config, .step
     lp = dgm_jax.log_prob(run.model, run.params, x)     # [B] nats, exact
     xs = dgm_jax.sample(run.model, run.params, jax.random.key(0), 64)
+    xc = dgm_jax.api.complete(run.model, run.params, jax.random.key(1), x, num_given_rows=14)
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import orbax.checkpoint as ocp
 
 from dgm_jax import checkpointing, config_schema, models, steps
 from dgm_jax.config_schema import Config
-from dgm_jax.sampling import sample  # noqa: F401 - re-exported
+from dgm_jax.sampling import complete, sample  # noqa: F401 - re-exported
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,7 +85,23 @@ def load(workdir: str | Path, checkpoint: str | int = "best") -> LoadedRun:
     cfg = config_schema.from_config_dict(json.loads((workdir / "config.json").read_text()))
     info = json.loads((workdir / checkpointing.RUN_INFO).read_text())
     model = models.build_model(cfg.model, tuple(info["image_shape"]), info["num_classes"])
+    if not (workdir / "checkpoints").is_dir():
+        raise checkpointing.CheckpointError(f"No checkpoint found in {workdir / 'checkpoints'}.")
     ckpt = checkpointing.Checkpointer(workdir, keep=cfg.train.keep_checkpoints, async_save=False)
+    try:
+        step, params = _restore_params(ckpt, checkpoint, model, cfg, info, workdir)
+    finally:
+        # orbax cleans temporary directories in a background thread started by the
+        # manager, which close() does not join; a script exiting right after an error
+        # would see it die with a traceback at interpreter shutdown. Wait for it.
+        getattr(ckpt.manager, "_maybe_await_cleanup_tmp_directory", lambda: None)()
+        ckpt.close()
+    return LoadedRun(model=model, params=params, config=cfg, step=step,
+                     image_shape=tuple(info["image_shape"]), num_classes=info["num_classes"], workdir=workdir)
+
+
+def _restore_params(ckpt: checkpointing.Checkpointer, checkpoint, model, cfg: Config, info: dict, workdir: Path):
+    """(step, evaluation params) of the chosen checkpoint, checked against the model's structure."""
     step = resolve_checkpoint(ckpt, checkpoint)
     # Restore only the parameters, without building an optimizer: the target
     # is the model's own parameter structure from init.
@@ -101,6 +118,4 @@ def load(workdir: str | Path, checkpoint: str | int = "best") -> LoadedRun:
         raise checkpointing.CheckpointError(
             f"The checkpoint at step {step} in {workdir} does not match the model built from its config "
             f"({cfg.model.name}): {type(e).__name__}: {str(e).splitlines()[0][:300]}") from e
-    ckpt.close()
-    return LoadedRun(model=model, params=params, config=cfg, step=step,
-                     image_shape=tuple(info["image_shape"]), num_classes=info["num_classes"], workdir=workdir)
+    return step, params

@@ -7,17 +7,31 @@ Layout of a workdir::
     workdir/run_info.json              model config, data set name and image shape (checked on resume)
     workdir/config.json                the resolved config of the latest launch
 
-Orbax writes each step into a temporary directory and renames it when
-complete, so a run killed mid-save leaves no half-written step that a restart
-could pick up. Kept: the latest ``keep`` steps plus the best by validation NLL.
-On restore, a step that fails to load (damaged files) is reported and the next
-older step is tried; the run never silently starts over when checkpoints exist.
+Orbax writes each step (state and meta together, one Composite save) into
+``<step>.orbax-checkpoint-tmp-<time>`` and renames it when complete, so a run
+killed mid-save leaves only a temporary directory, which no restore considers
+and the next launch deletes. Kept: the latest ``keep`` steps plus the best by
+validation NLL.
+
+Damage: orbax/tensorstore notice truncated or missing files, but not changed
+bytes inside a zarr chunk, so the meta of every step carries a CRC-32 of each
+state array (``meta['checksums']``), checked on restore. A step that fails to
+load is reported with what was wrong and the next older step is tried; once an
+older step restores, the damaged newer ones are moved to
+``workdir/checkpoints_damaged/`` (kept for inspection, out of the way of the
+steps the resumed run will write again). The run never silently starts over
+when checkpoints exist (CheckpointError if none can be read), and never writes
+over a good checkpoint. A save that fails (disk full, permissions) raises
+CheckpointError naming the directory; the steps written before stay good.
 """
 from __future__ import annotations
 
 import json
 import logging
 import os
+import shutil
+import time
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -43,8 +57,13 @@ class Checkpointer:
         ])
         options = ocp.CheckpointManagerOptions(
             preservation_policy=policy, create=True, enable_async_checkpointing=async_save,
-            cleanup_tmp_directories=True)
+            cleanup_tmp_directories=True,
+            # The step directory is made in save() itself, so an unwritable or full
+            # disk fails there, at once (made in the background, a failure left the
+            # writer threads waiting for it until orbax's timeout).
+            async_options=ocp.AsyncOptions(create_directories_asynchronously=False))
         self.manager = ocp.CheckpointManager(self.directory, options=options, item_names=("state", "meta"))
+        self._pending_step: int | None = None
 
     def all_steps(self) -> list[int]:
         return sorted(self.manager.all_steps())
@@ -54,20 +73,49 @@ class Checkpointer:
         return steps[-1] if steps else None
 
     def save(self, step: int, state: Any, meta: dict, val_nll: float | None = None) -> None:
-        """Saves host `state` and JSON-able `meta` at `step` (asynchronously; see wait())."""
+        """Saves host `state` and JSON-able `meta` at `step` (asynchronously; see wait()).
+
+        meta gains 'checksums' (CRC-32 of each state array), checked on restore.
+        Raises CheckpointError naming the directory if this save or the
+        previous (asynchronous) one failed.
+        """
+        self.wait()   # orbax waits for the previous save anyway; this names the step if it failed
         metrics = {"val_nll": float(val_nll)} if val_nll is not None else None
-        self.manager.save(step, args=ocp.args.Composite(
-            state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)), metrics=metrics, force=True)
+        meta = {**meta, "checksums": checksums(state)}
+        try:
+            self.manager.save(step, args=ocp.args.Composite(
+                state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)), metrics=metrics, force=True)
+        except Exception as e:  # noqa: BLE001 - I/O errors come wrapped in many types
+            raise self._save_error(step, e) from e
+        self._pending_step = step
 
     def wait(self) -> None:
-        self.manager.wait_until_finished()
+        """Blocks until pending saves are on disk; CheckpointError if one failed."""
+        try:
+            self.manager.wait_until_finished()
+        except Exception as e:  # noqa: BLE001
+            raise self._save_error(self._pending_step, e) from e
+
+    def _save_error(self, step: int | None, e: BaseException) -> CheckpointError:
+        try:
+            good = [s for s in self.all_steps() if s != step]
+        except Exception:  # noqa: BLE001 - the directory itself may be gone
+            good = "unknown"
+        first = str(e).splitlines()[0][:300] if str(e) else ""
+        return CheckpointError(
+            f"Could not write the checkpoint of step {step} to {self.directory} ({type(e).__name__}: {first}). "
+            f"The run stopped; the checkpoints written before (steps {good or 'none'}) are intact. Free space "
+            "or fix the permissions of the workdir, then run the same command again to resume.")
 
     def restore(self, step: int, target: Any) -> tuple[Any, dict]:
-        """Restores step `step` into the structure of host pytree `target`."""
+        """Restores step `step` into the structure of host pytree `target`, checking its checksums."""
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
         out = self.manager.restore(step, args=ocp.args.Composite(
             state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()))
-        return out["state"], out["meta"]
+        state, meta = out["state"], out["meta"]
+        _check_finite_structure(state, target)
+        verify_checksums(state, meta)
+        return state, meta
 
     def restore_latest_good(self, target: Any) -> tuple[int, Any, dict] | None:
         """The newest step that restores cleanly, falling back over damaged ones.
@@ -76,26 +124,81 @@ class Checkpointer:
         CheckpointError when checkpoints exist but none can be read.
         """
         steps = self.all_steps()
-        errors = []
+        errors, damaged = [], []
         for step in reversed(steps):
             try:
                 state, meta = self.restore(step, target)
-                _check_finite_structure(state, target)
-                if errors:
-                    log.warning("Restored step %d after skipping damaged checkpoints: %s", step, "; ".join(errors))
-                return step, state, meta
             except Exception as e:  # noqa: BLE001 - any failure to read means a damaged step
                 msg = f"step {step} in {self.directory}: {type(e).__name__}: {str(e).splitlines()[0][:300]}"
                 log.warning("Checkpoint could not be restored (%s); trying an older one.", msg)
                 errors.append(msg)
+                damaged.append(step)
+                continue
+            if damaged:
+                moved = self._move_aside(damaged)
+                log.warning("Restored step %d after skipping damaged checkpoints: %s. The damaged steps were "
+                            "moved to %s.", step, "; ".join(errors), moved)
+            return step, state, meta
         if steps:
-            raise CheckpointError("No checkpoint in this workdir could be restored; refusing to start over. "
-                                  "Problems: " + " | ".join(errors))
+            raise CheckpointError(f"No checkpoint in {self.directory} could be restored; refusing to start "
+                                  "over. Problems: " + " | ".join(errors))
         return None
+
+    def _move_aside(self, steps: list[int]) -> Path:
+        """Moves damaged steps out of the checkpoint directory (process 0), so resumed saves cannot collide."""
+        dest = self.directory.parent / "checkpoints_damaged"
+        if jax.process_index() == 0:
+            dest.mkdir(exist_ok=True)
+            for step in steps:
+                shutil.move(str(self.directory / str(step)), str(dest / f"{step}-{time.strftime('%Y%m%d-%H%M%S')}"))
+        if jax.process_count() > 1:
+            from jax.experimental import multihost_utils
+            multihost_utils.sync_global_devices("dgm_jax_checkpoints_moved_aside")
+        self.manager.reload()
+        return dest
 
     def close(self) -> None:
         self.manager.wait_until_finished()
+        # orbax 0.12.8's close() does not join its tmp-directory cleanup thread,
+        # which then prints a traceback at interpreter exit; wait for it first.
+        getattr(self.manager, "_maybe_await_cleanup_tmp_directory", lambda: None)()
         self.manager.close()
+
+
+def _leaf_name(path) -> str:
+    """'params/conv/kernel' for a key path, the same whether the tree was restored as a dataclass or a dict."""
+    parts = []
+    for k in path:
+        for attr in ("key", "name", "idx"):
+            if hasattr(k, attr):
+                parts.append(str(getattr(k, attr)))
+                break
+        else:
+            parts.append(str(k))
+    return "/".join(parts)
+
+
+def checksums(state: Any) -> dict[str, int]:
+    """CRC-32 of the bytes of every array leaf of a host pytree, by leaf name ('params/conv/kernel')."""
+    return {_leaf_name(path): zlib.crc32(np.ascontiguousarray(np.asarray(leaf)).view(np.uint8).ravel())
+            for path, leaf in jax.tree_util.tree_flatten_with_path(state)[0]}
+
+
+def verify_checksums(state: Any, meta: dict) -> None:
+    """Raises CheckpointError naming the arrays whose bytes differ from what was saved.
+
+    `state` may be the whole saved tree or a part restored with its own names
+    (e.g. {'params': ...}); only arrays present in both are compared. Steps
+    written before checksums existed (no meta['checksums']) pass.
+    """
+    expected = meta.get("checksums") if isinstance(meta, dict) else None
+    if not expected:
+        return
+    got = checksums(state)
+    bad = [k for k in got if k in expected and got[k] != expected[k]]
+    if bad:
+        raise CheckpointError(f"checksum mismatch: the bytes of {', '.join(bad[:5])}"
+                              f"{' and others' if len(bad) > 5 else ''} differ from what was saved (corrupted files)")
 
 
 def _check_finite_structure(state: Any, target: Any) -> None:

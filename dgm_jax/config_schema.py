@@ -55,6 +55,7 @@ class ModelConfig:
     num_hidden_layers: int = 1       # made: number of hidden layers
     num_masks: int = 1               # made: distinct masks cycled in training (1 = fixed mask)
     num_eval_masks: int = 1          # made: masks averaged (in probability) at evaluation
+    direct_connection: bool = False  # made: add a masked direct input->output linear path
     dtype: str = "float32"           # compute dtype: float32 | bfloat16 (params stay float32)
 
 

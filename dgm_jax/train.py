@@ -132,7 +132,8 @@ class _Run:
             # by enumeration next to the NLL (dgm_jax/known_truth.py).
             from dgm_jax import known_truth  # noqa: WPS433
             out.update(known_truth.exact_metrics(self.runner, params_dev, truth, self.cfg.train.eval_batch_size,
-                                                 nll=out["nll"], nll_stderr=out["nll_stderr"]))
+                                                 nll=out["nll"], nll_stderr=out["nll_stderr"],
+                                                 split_images=self.ds.eval_images(split), split_log_probs=lp))
         return out
 
 
@@ -237,7 +238,9 @@ def _train_loop(run: _Run, state, iterator, step: int, record: dict, watcher: di
                 bar.write(f"step {step}: validation NLL {val_nll:.3f} ± {val['nll_stderr']:.3f} nats "
                           f"({val['bits_per_dim']:.4f} bits/dim)")
         if step % cfg.checkpoint_every == 0 or val_nll is not None or last or record["stopped_early"]:
-            _save(run, state, prefetch, step, record, val_nll)
+            # Only a new best carries the metric that orbax's BestN ranks by: on a
+            # tie BestN would keep the later step, _update_record the earlier one.
+            _save(run, state, prefetch, step, record, val_nll if record["best_step"] == step else None)
             saved_step = step
         if watcher.should_stop(dispatch):
             if saved_step != step:

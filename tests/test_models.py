@@ -26,7 +26,8 @@ TINY = {  # per model: the smallest sizes that still exercise every code path
     "bernoulli": {},
     "fvsbn": {},
     "nade": {"num_hidden": 6},
-    "made": {"num_hidden": 12, "num_hidden_layers": 2, "num_masks": 3, "num_eval_masks": 3},
+    "made": {"num_hidden": 12, "num_hidden_layers": 2, "num_masks": 3, "num_eval_masks": 3,
+             "direct_connection": True},
     "pixelcnn": {"num_features": 4, "num_layers": 2, "kernel_size": 3, "first_kernel_size": 3,
                  "head_features": 4},
     "gated_pixelcnn": {"num_features": 4, "num_layers": 2, "kernel_size": 3, "first_kernel_size": 3,
@@ -388,4 +389,5 @@ def test_param_counts_of_the_test_models():
     assert counts["bernoulli"] == d
     assert counts["fvsbn"] == d * d + d
     assert counts["nade"] == 2 * d * 6 + 6 + d
-    assert counts["made"] == (d * 12 + 12) + (12 * 12 + 12) + (12 * d + d)
+    # two hidden layers of 12, the output layer, and the direct input->output path (d x d, no bias)
+    assert counts["made"] == (d * 12 + 12) + (12 * 12 + 12) + (12 * d + d) + d * d

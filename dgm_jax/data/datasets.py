@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import zlib
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -92,6 +92,9 @@ class ImageDataset:
       vectors, or None when unlabelled.
     num_classes: classes of int labels, 0 otherwise.
     binarization, threshold: the rule from the config (module docstring).
+    truth: the known data distribution of a synthetic set
+      (:class:`dgm_jax.data.synthetic.KnownDistribution`), else None; when
+      set, evaluation also reports the exact KL (dgm_jax/known_truth.py).
     """
     name: str
     images: dict[str, np.ndarray]
@@ -99,6 +102,7 @@ class ImageDataset:
     num_classes: int
     binarization: str
     threshold: float
+    truth: Any = None
     # Not an init field, so dataclasses.replace(ds, images=...) starts with an empty cache.
     _eval_cache: dict = dataclasses.field(default_factory=dict, init=False, repr=False)
 
@@ -192,4 +196,4 @@ def load_dataset(cfg: DataConfig, *, seed: int = 0) -> ImageDataset:
         idx = splits.subset_indices(len(images["train"]), cfg.train_subset)
         images["train"], labels["train"] = images["train"][idx], splits.take(labels["train"], idx)
     return ImageDataset(name=cfg.name, images=images, labels=labels, num_classes=raw.num_classes,
-                        binarization=cfg.binarization, threshold=cfg.threshold)
+                        binarization=cfg.binarization, threshold=cfg.threshold, truth=raw.truth)

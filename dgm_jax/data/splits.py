@@ -13,7 +13,7 @@ such a change cannot pass silently).
 """
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -35,11 +35,14 @@ class RawSplits(NamedTuple):
     grey_levels: the stored grey level that means intensity 1 (255 for 8-bit
       images, 16 for sklearn digits, 1 for binary data); used only to print
       the original values in error messages.
+    truth: the exact distribution of the data when it is known (a synthetic
+      set's :class:`dgm_jax.data.synthetic.KnownDistribution`), else None.
     """
     images: dict[str, np.ndarray]
     labels: dict[str, np.ndarray | None]
     num_classes: int
     grey_levels: int = 1
+    truth: Any = None
 
 
 def balanced_test_indices(labels: np.ndarray, per_class: int) -> np.ndarray:

@@ -61,10 +61,9 @@ def _nade(cfg: ModelConfig, image_shape, num_classes: int) -> nn.Module:
 
 
 def _made(cfg: ModelConfig, image_shape, num_classes: int) -> nn.Module:
-    # No config field for MADE's optional direct input->output connection yet: off.
     return MADE(image_shape=tuple(image_shape), num_hidden=cfg.num_hidden,
                 num_hidden_layers=cfg.num_hidden_layers, num_masks=cfg.num_masks,
-                num_eval_masks=cfg.num_eval_masks, direct_connection=False,
+                num_eval_masks=cfg.num_eval_masks, direct_connection=cfg.direct_connection,
                 num_classes=num_classes, conditional=cfg.conditional, dtype=_DTYPES[cfg.dtype])
 
 

@@ -1,0 +1,138 @@
+"""Samplers: binary samples of the right shape; the fast methods draw exactly the naive samples;
+completions keep the given rows; the device count does not change the samples."""
+import dataclasses
+import textwrap
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from dgm_jax import models, sampling
+from dgm_jax.config_schema import ModelConfig
+from conftest import run_python
+
+
+def build(name, shape, conditional=False, **kw):
+    cfg = dataclasses.replace(ModelConfig(), name=name, num_features=8, num_layers=2, first_kernel_size=3,
+                              num_hidden=16, conditional=conditional, **kw)
+    return models.build_model(cfg, shape, 3)
+
+
+def init(model, scale=1.0, seed=0):
+    """Random parameters; scale > 1 makes the logits depend strongly on the context."""
+    x = jnp.zeros((1,) + model.image_shape)
+    y = jnp.zeros((1, 3)) if model.conditional else None
+    params = model.init(jax.random.key(seed), x, y)["params"]
+    return jax.tree.map(lambda p: p * scale, params)
+
+
+def labels(n):
+    return np.arange(n, dtype=np.int32) % 3
+
+
+def test_samples_are_binary_images_of_the_right_shape():
+    model = build("made", (6, 6, 1))            # (the PixelCNNs: in the fast == naive test below)
+    xs = np.asarray(sampling.sample(model, init(model), jax.random.key(0), 3))
+    assert xs.shape == (3, 6, 6, 1) and xs.dtype == np.float32
+    assert set(np.unique(xs)) <= {0.0, 1.0}
+
+
+# name, image shape, conditional, scale of the random parameters (large enough that the
+# samples are neither all 0 nor all 1 and the logits depend on the context).
+FAST_CASES = [("pixelcnn", (8, 6, 1), False, 2.0),          # window method: 3 rows of 8
+              ("pixelcnn", (8, 6, 1), True, 2.0),
+              ("gated_pixelcnn", (8, 6, 1), False, 2.0),    # incremental method
+              ("gated_pixelcnn", (8, 6, 1), True, 2.0),
+              ("gated_pixelcnn", (5, 4, 2), False, 2.0)]    # two channels: raster order over channels too
+
+
+@pytest.mark.parametrize("name,shape,conditional,scale", FAST_CASES)
+def test_fast_method_draws_exactly_the_naive_samples(name, shape, conditional, scale):
+    model = build(name, shape, conditional)
+    assert sampling.has_fast_method(model)
+    params = init(model, scale)
+    y = labels(6) if conditional else None
+    for temperature in (1.0, 0.1):    # 0.1: almost argmax, so every logit's sign matters
+        naive = np.asarray(sampling.sample(model, params, jax.random.key(1), 6, y, temperature=temperature,
+                                           method="naive"))
+        fast = np.asarray(sampling.sample(model, params, jax.random.key(1), 6, y, temperature=temperature,
+                                          method="fast"))
+        assert naive.shape == (6,) + shape and set(np.unique(naive)) <= {0.0, 1.0}
+        assert 0.02 < naive.mean() < 0.98, naive.mean()              # not a trivial all-0/all-1 draw
+        np.testing.assert_array_equal(fast, naive)
+    auto = np.asarray(sampling.sample(model, params, jax.random.key(1), 6, y, temperature=0.1))
+    np.testing.assert_array_equal(auto, fast)                       # auto picks the fast method
+
+
+def test_fast_method_availability():
+    assert sampling.fast_method_name(build("gated_pixelcnn", (3, 3, 1))) == "incremental"
+    assert sampling.fast_method_name(build("pixelcnn", (8, 8, 1))) == "window"
+    short = build("pixelcnn", (3, 3, 1))         # the receptive field covers the image: no window gain
+    assert not sampling.has_fast_method(short)
+    assert sampling.resolve_method(short, "auto") == "naive"
+    with pytest.raises(ValueError, match="no fast sampling method"):
+        sampling.sample(short, init(short), jax.random.key(0), 1, method="fast")
+    with pytest.raises(ValueError, match="Unknown sampling method"):
+        sampling.sample(short, init(short), jax.random.key(0), 1, method="quick")
+    with pytest.raises(ValueError, match="temperature"):
+        sampling.sample(short, init(short), jax.random.key(0), 1, temperature=0.0)
+
+
+@pytest.mark.parametrize("name,method", [("gated_pixelcnn", "fast"), ("pixelcnn", "fast"), ("made", "naive")])
+def test_completion_keeps_given_rows_and_continues_the_sample(name, method):
+    model = build(name, (8, 6, 1), conditional=True)
+    params = init(model, 2.0)
+    y = labels(4)
+    key = jax.random.key(3)
+    full = np.asarray(sampling.sample(model, params, key, 4, y, method=method))
+    given = 1.0 - full                       # any binary images will do as the given part
+    done = np.asarray(sampling.complete(model, params, jax.random.key(4), np.repeat(given, 3, axis=0), 4,
+                                        np.repeat(y, 3), method=method))
+    np.testing.assert_array_equal(done[:, :4], np.repeat(given, 3, axis=0)[:, :4])   # given rows exact
+    assert set(np.unique(done)) <= {0.0, 1.0}
+    assert (done[0::3, 4:] != done[1::3, 4:]).any()                  # several completions differ
+    # Same key, given rows taken from a sample: the completion is that sample, since
+    # every pixel i of sample s reads the same uniform u_{s,i}.
+    again = np.asarray(sampling.complete(model, params, key, full, 5, y, method=method))
+    np.testing.assert_array_equal(again, full)
+    np.testing.assert_array_equal(sampling.complete(model, params, key, given, 8, y, method=method), given)
+    with pytest.raises(ValueError, match="0/1"):
+        sampling.complete(model, params, key, given * 0.5, 4, y)
+
+
+def test_sample_index_not_device_decides_the_draws():
+    """Sample s is the same whether drawn alone, in a larger batch, or on 2 devices."""
+    model = build("gated_pixelcnn", (6, 6, 1))
+    params = init(model, 2.0)
+    five = np.asarray(sampling.sample(model, params, jax.random.key(0), 5))
+    three = np.asarray(sampling.sample(model, params, jax.random.key(0), 3))
+    np.testing.assert_array_equal(five[:3], three)
+    assert not np.array_equal(five[0], five[1])
+
+
+def test_two_devices_draw_the_same_samples_as_one():
+    out = run_python(textwrap.dedent("""
+        import dataclasses, jax, jax.numpy as jnp, numpy as np
+        from dgm_jax import models, sampling
+        from dgm_jax.config_schema import ModelConfig
+        assert jax.local_device_count() == 2
+        for name, method in (("gated_pixelcnn", "fast"),):
+            cfg = dataclasses.replace(ModelConfig(), name=name, num_features=8, num_layers=2,
+                                      first_kernel_size=3, conditional=True)
+            model = models.build_model(cfg, (6, 6, 1), 3)
+            params = model.init(jax.random.key(0), jnp.zeros((1, 6, 6, 1)), jnp.zeros((1, 3)))["params"]
+            params = jax.tree.map(lambda p: 2 * p, params)
+            y = np.arange(5, dtype=np.int32) % 3                       # 5: padded to 6 on 2 devices
+            two = sampling.sample(model, params, jax.random.key(7), 5, y, method=method)
+            assert len(two.sharding.device_set) == 2
+            one = sampling.sample(model, params, jax.random.key(7), 5, y, method=method,
+                                  devices=jax.local_devices()[:1])
+            np.testing.assert_array_equal(np.asarray(two), np.asarray(one))
+            c2 = sampling.complete(model, params, jax.random.key(8), np.asarray(one), 3, y, method=method)
+            c1 = sampling.complete(model, params, jax.random.key(8), np.asarray(one), 3, y, method=method,
+                                   devices=jax.local_devices()[:1])
+            np.testing.assert_array_equal(np.asarray(c2), np.asarray(c1))
+        print("OK")
+    """), devices=2)
+    assert "OK" in out

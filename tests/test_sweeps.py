@@ -1,0 +1,120 @@
+"""Sweeps: members from overrides, a 2-member sweep end to end (parallel), its report, and a rerun that does nothing."""
+import csv
+import json
+import subprocess
+import sys
+
+import pytest
+
+from dgm_jax import config_schema, sweeps
+from dgm_jax.metric_writers import read_metrics
+from conftest import REPO
+
+SWEEP = '''
+from experiments.configs import quickstart
+
+def get_sweep(smoke):
+    config = quickstart.get_config("tiny")
+    config.optim.ema_decay = 0.0
+    config.train.num_steps = 20 if smoke else 1000
+    config.train.eval_every = config.train.log_every = config.train.checkpoint_every = 10
+    config.train.num_samples = 0
+    return config, [("plain", {"model.num_features": 4}),
+                    {"model.num_features": 8, "penalties": (("l2", 0.01, "kernels"),)}]
+'''
+
+
+def test_members_grid_names_and_override_errors():
+    assert sweeps.grid({"a.x": [1, 2], "b.y": ["u", "v"]}) == [
+        {"a.x": 1, "b.y": "u"}, {"a.x": 1, "b.y": "v"}, {"a.x": 2, "b.y": "u"}, {"a.x": 2, "b.y": "v"}]
+    assert sweeps.member_name({"model.num_features": 8, "optim.learning_rate": 0.001}) == \
+        "num_features=8,learning_rate=0.001"
+    assert sweeps.member_name({"penalties": (("l2", 0.01, "kernels"),)}) == "penalties=l2-0.01-kernels"
+    assert sweeps.member_name({"penalties": ()}) == "penalties=none"
+    with pytest.raises(ValueError, match="unique"):
+        sweeps.make_members([{"model.num_layers": 1}, {"model.num_layers": 1}])
+    with pytest.raises(ValueError, match="path-safe"):
+        sweeps.make_members([("a/b", {})])
+    from experiments.configs import quickstart
+    base = quickstart.get_config("tiny")
+    with pytest.raises(config_schema.ConfigError, match="model.num_layer="):
+        sweeps.apply_overrides(base, {"model.num_layer": 3})
+    with pytest.raises(config_schema.ConfigError, match="modle"):
+        sweeps.apply_overrides(base, {"modle.num_layers": 3})
+    cfg = sweeps.resolve(base, sweeps.Member("m", {"model.num_layers": 3, "penalties": (("l1", 0.1),)}))
+    assert cfg["model"]["num_layers"] == 3 and cfg["penalties"][0]["name"] == "l1"
+    assert base.model.num_layers == 2                               # the base is not modified
+    with pytest.raises(config_schema.ConfigError):                  # penalties are validated by the schema
+        sweeps.resolve(base, sweeps.Member("m", {"penalties": (("l2",),)}))
+
+
+def test_shipped_sweeps_resolve_in_both_variants():
+    for name in ("capacity", "penalty", "architecture"):
+        for smoke in (True, False):
+            base, members = sweeps.load_sweep(REPO / "experiments" / "sweeps" / f"{name}.py", smoke)
+            assert len(members) >= 2
+            for m in members:
+                sweeps.resolve(base, m)                             # every override applies and validates
+
+
+def _snapshot(wd, names):
+    out = {}
+    for n in names:
+        for f in ("results.json", "sweep_member.json", "metrics.jsonl"):
+            p = wd / n / f
+            out[(n, f)] = (p.stat().st_mtime_ns, p.read_bytes())
+    return out
+
+
+def test_two_member_sweep_report_and_rerun_does_no_work(tmp_path):
+    sweep_file = tmp_path / "two.py"
+    sweep_file.write_text(SWEEP)
+    wd = tmp_path / "sweep"
+    events = []
+    rows = sweeps.run_sweep(sweep_file, wd, smoke=True, parallel=2, on_event=events.append)
+    names = ["plain", "num_features=8,penalties=l2-0.01-kernels"]
+    assert [r["member"] for r in rows] == names and all(r["status"] == "done" for r in rows), events
+
+    with open(wd / "results.csv") as f:
+        table = list(csv.DictReader(f))
+    assert [r["member"] for r in table] == names
+    for r in table:
+        for k in ("num_params", "best_val_nll", "test_nll", "final_train_nll", "wall_time_s"):
+            assert float(r[k]) > 0, (k, r)
+    assert int(table[0]["num_params"]) < int(table[1]["num_params"])
+    assert table[1]["penalties"] == "l2-0.01-kernels" and table[0]["model.num_features"] == "4"
+    md = (wd / "results.md").read_text().splitlines()
+    assert sum(line.startswith(("| plain", "| num_features=8")) for line in md) == 2
+    assert (wd / "capacity.png").stat().st_size > 1000 and (wd / "penalty.png").stat().st_size > 1000
+
+    # The best validation NLL and test NLL are the members' own results; the penalty was logged
+    # and added to the NLL (loss = nll + lambda R).
+    for row in rows:
+        res = json.loads((wd / row["member"] / "results.json").read_text())
+        assert row["best_val_nll"] == res["best_val_nll"] and row["test_nll"] == res["test_nll_nats"]
+    train = [r for r in read_metrics(wd / names[1] / "metrics.jsonl") if r["split"] == "train"]
+    assert train and all(r["loss"] == pytest.approx(r["nll"] + 0.01 * r["penalty/l2_kernels"], rel=1e-5)
+                         for r in train)
+
+    # Rerunning (through the CLI) does no work: members skipped, their files untouched.
+    before = _snapshot(wd, names)
+    proc = subprocess.run([sys.executable, "experiments/run_sweep.py", f"--sweep={sweep_file}", f"--workdir={wd}",
+                           "--smoke"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("[skip]") == 2 and "[run ]" not in proc.stdout
+    assert _snapshot(wd, names) == before
+    with open(wd / "results.csv") as f:
+        assert len(list(csv.DictReader(f))) == 2
+
+
+def test_finished_means_done_for_this_config(tmp_path):
+    cfg = {"train": {"num_steps": 20}}
+    d = tmp_path / "m"
+    d.mkdir()
+    assert not sweeps.is_finished(d, cfg)
+    (d / "results.json").write_text(json.dumps({"final_step": 20, "stopped_early": False}))
+    (d / sweeps.MEMBER_FILE).write_text(json.dumps({"status": "running", "config": cfg}))
+    assert not sweeps.is_finished(d, cfg)                           # interrupted: resume it
+    (d / sweeps.MEMBER_FILE).write_text(json.dumps({"status": "done", "config": cfg}))
+    assert sweeps.is_finished(d, cfg)
+    assert not sweeps.is_finished(d, {"train": {"num_steps": 40}})  # a changed config continues the run
