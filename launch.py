@@ -31,6 +31,11 @@ flags.DEFINE_integer("process_id", -1, "This process's index in [0, num_processe
 FLAGS = flags.FLAGS
 
 
+def _quiet_libraries(record) -> bool:
+    noisy = ("/orbax/", "/grain/", "/tensorflow_datasets/", "/etils/")
+    return record.levelno >= 30 or not any(part in record.pathname for part in noisy)
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
@@ -43,6 +48,9 @@ def main(argv):
     from dgm_jax.train import Preempted
 
     logging.set_verbosity(logging.INFO)
+    # Our own INFO lines (resume, early stopping, results) stay; the libraries'
+    # per-save chatter (orbax, grain, tfds) is kept to warnings and above.
+    logging.get_absl_handler().addFilter(_quiet_libraries)
     try:
         results = dgm_jax.train_and_evaluate(FLAGS.config, FLAGS.workdir)
     except Preempted as e:
