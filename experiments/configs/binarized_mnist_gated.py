@@ -23,10 +23,9 @@ def get_config(variant: str = ""):
     config = gated_pixelcnn.get_config("tiny" if variant == "tiny" else "")
     if variant == "tiny":
         return config
-    # 50,000 train / 10,000 validation / 10,000 test, already binary.
-    config.data.name = "binarized_mnist"
-    config.data.binarization = "static"
-    config.data.manual_dir = "../shared/data/binarized_mnist"
+    # Data (from gated_pixelcnn.py): tfds binarized_mnist, 50,000 / 10,000 /
+    # 10,000 static binary images, prepared offline from data.manual_dir.
+    assert config.data.name == "binarized_mnist" and config.data.binarization == "static"
     # Small models on a fast GPU are dispatch-bound: fuse several steps per call.
     config.train.steps_per_dispatch = 10
     config.train.log_every = 500
