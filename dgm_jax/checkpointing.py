@@ -4,8 +4,9 @@ Layout of a workdir::
 
     workdir/checkpoints/<step>/state   the TrainState pytree (params, opt state, EMA, rng, counters)
     workdir/checkpoints/<step>/meta    JSON: data-iterator position, early-stopping record, metrics
-    workdir/run_info.json              model config, data set name and image shape (checked on resume)
-    workdir/config.json                the resolved config of the latest launch
+
+(the rest of a workdir, run identity and the choice of a checkpoint are in
+dgm_jax/rundir.py).
 
 Orbax writes each step (state and meta together, one Composite save) into
 ``<step>.orbax-checkpoint-tmp-<time>`` and renames it when complete, so a run
@@ -26,7 +27,6 @@ CheckpointError naming the directory; the steps written before stay good.
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -40,11 +40,11 @@ import numpy as np
 import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers as cm
 
+from dgm_jax.rundir import CheckpointError  # noqa: F401 - raised here, defined with the run directory
+
 log = logging.getLogger(__name__)
 
 
-class CheckpointError(RuntimeError):
-    """A workdir or checkpoint that cannot be used."""
 
 
 class Checkpointer:
@@ -113,9 +113,30 @@ class Checkpointer:
         out = self.manager.restore(step, args=ocp.args.Composite(
             state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()))
         state, meta = out["state"], out["meta"]
-        _check_finite_structure(state, target)
+        check_structure(state, target)
         verify_checksums(state, meta)
         return state, meta
+
+    def restore_meta(self, step: int) -> dict:
+        """The JSON meta of step `step` (data position, early-stopping record, checksums)."""
+        return self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+
+    def restore_params(self, step: int, target: Any, field: str = "params") -> Any:
+        """Only state.<field> ('params' or 'ema_params') of step `step`, shaped like the pytree `target`.
+
+        A partial restore: no optimizer needs to be built. Raises CheckpointError when the
+        stored tree does not fit `target` (another model).
+        """
+        try:
+            restored = self.manager.restore(step, args=ocp.args.Composite(state=ocp.args.PyTreeRestore(
+                item={field: target}, partial_restore=True)))["state"]
+            params = restored[field]
+            check_structure(params, target)
+        except Exception as e:  # noqa: BLE001
+            raise CheckpointError(
+                f"The checkpoint at step {step} in {self.directory} does not match the model built from its "
+                f"config: {type(e).__name__}: {str(e).splitlines()[0][:300]}") from e
+        return params
 
     def restore_latest_good(self, target: Any) -> tuple[int, Any, dict] | None:
         """The newest step that restores cleanly, falling back over damaged ones.
@@ -201,7 +222,7 @@ def verify_checksums(state: Any, meta: dict) -> None:
                               f"{' and others' if len(bad) > 5 else ''} differ from what was saved (corrupted files)")
 
 
-def _check_finite_structure(state: Any, target: Any) -> None:
+def check_structure(state: Any, target: Any) -> None:
     leaves, tree = jax.tree.flatten(state)
     t_leaves, t_tree = jax.tree.flatten(target)
     if tree != t_tree:
@@ -209,58 +230,3 @@ def _check_finite_structure(state: Any, target: Any) -> None:
     for a, b in zip(leaves, t_leaves):
         if np.shape(a) != np.shape(b):
             raise CheckpointError(f"checkpoint leaf shaped {np.shape(a)} where the model has {np.shape(b)}")
-
-
-# ---------------------------------------------------------------------------
-# Run identity: a workdir belongs to one model on one kind of data.
-
-RUN_INFO = "run_info.json"
-
-
-def write_json_atomic(path: Path, obj: Any) -> None:
-    """Writes JSON through a temporary file and a rename, so a reader never sees half a file."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=2, sort_keys=True, default=_json_default)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def _json_default(o):
-    if isinstance(o, (np.integer,)):
-        return int(o)
-    if isinstance(o, (np.floating,)):
-        return float(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(f"not JSON serializable: {type(o)}")
-
-
-def check_run_identity(workdir: Path, info: dict) -> None:
-    """Refuses a workdir that holds a run of a different model or data shape.
-
-    `info` holds the model config (a dict), the data set name, image shape,
-    number of classes and condition size. Training hyper-parameters may change between
-    launches (e.g. a larger train.num_steps continues the run); the model and
-    the data layout may not, since the checkpoint would not fit.
-    """
-    path = Path(workdir) / RUN_INFO
-    if not path.exists():
-        return
-    old = json.loads(path.read_text())
-    new = json.loads(json.dumps(info, default=_json_default))  # tuples -> lists, as stored
-    diffs = []
-    for key in sorted(set(old) | set(new)):
-        a, b = old.get(key), new.get(key)
-        if isinstance(a, dict) and isinstance(b, dict):
-            # The compute dtype may change between launches; the parameters do not.
-            diffs += [f"{key}.{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in sorted(set(a) | set(b))
-                      if a.get(k) != b.get(k) and k != "dtype"]
-        elif a != b:
-            diffs.append(f"{key}: {a!r} -> {b!r}")
-    if diffs:
-        raise CheckpointError(
-            f"The workdir {workdir} holds a run of a different model or data "
-            f"(saved model {old['model'].get('name')!r} on {old.get('data')!r}); this config differs in: "
-            + "; ".join(diffs) + ". Use a new --workdir, or the run's own config.")

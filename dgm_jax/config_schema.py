@@ -13,8 +13,9 @@ import difflib
 import typing
 from typing import Any, Mapping
 
-DATASET_NAMES = ("mnist5k", "digits", "binarized_mnist", "mnist", "fashion_mnist", "npz", "synthetic")
-BINARIZATIONS = ("static", "dynamic", "threshold")
+DATASET_NAMES = ("mnist5k", "digits", "binarized_mnist", "mnist", "fashion_mnist", "cifar10", "photo_patches",
+                 "npz", "synthetic")
+BINARIZATIONS = ("static", "dynamic", "threshold", "none")
 PARALLELISMS = ("pmap", "shard_map")
 NONFINITE_POLICIES = ("skip", "stop")
 
@@ -26,7 +27,7 @@ class ConfigError(ValueError):
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
     name: str = "mnist5k"            # one of DATASET_NAMES
-    binarization: str = "dynamic"    # static | dynamic | threshold
+    binarization: str = "dynamic"    # static | dynamic | threshold (binary pixels) | none (keep the grey levels)
     threshold: float = 0.5           # intensity cut for binarization='threshold'
     manual_dir: str = ""             # binarized_mnist: directory with the .amat files
     data_dir: str = ""               # tfds data_dir ('' = tfds default)
@@ -38,25 +39,67 @@ class DataConfig:
     synthetic_num_train: int = 10000 # synthetic: sizes of the sampled splits
     synthetic_num_eval: int = 5000
     synthetic_seed: int = 0          # synthetic: seed of the teacher distribution
+    patch_size: int = 32             # photo_patches: side of the square colour patches
     num_workers: int = 0             # grain worker processes (0 = in-process)
     prefetch: int = 2                # batches kept in flight on the devices
 
 
+COMMON_MODEL_FIELDS = ("name", "conditional", "dtype", "likelihood")
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
+    """The common model fields, plus the chosen model's own fields and the likelihood's.
+
+    In a ConfigDict the section is flat (model.num_features, model.num_mixtures);
+    here the model's own fields are ``options`` (an instance of its registry
+    entry's Config, see dgm_jax/models) and the likelihood's are
+    ``likelihood_options`` (see dgm_jax/observations). Both are also readable
+    as attributes: cfg.model.num_features. A field of another model or
+    likelihood is an error.
+    """
     name: str = "pixelcnn"           # see dgm_jax.models.MODEL_NAMES
     conditional: bool = False        # model p(x | y); y from the data set's labels
-    num_features: int = 64           # conv models: channels of every hidden layer
-    num_layers: int = 5              # conv models: residual / gated layers after the first
-    kernel_size: int = 3             # conv models: kernel of the hidden layers
-    first_kernel_size: int = 7       # conv models: kernel of the first (mask-A) layer
-    head_features: int = 0           # conv models: width of the 1x1 ReLU layer before the logits (0 = num_features)
-    num_hidden: int = 500            # nade / made: hidden units per layer
-    num_hidden_layers: int = 1       # made: number of hidden layers
-    num_masks: int = 1               # made: distinct masks cycled in training (1 = fixed mask)
-    num_eval_masks: int = 1          # made: masks averaged (in probability) at evaluation
-    direct_connection: bool = False  # made: add a masked direct input->output linear path
     dtype: str = "float32"           # compute dtype: float32 | bfloat16 (params stay float32)
+    likelihood: str = "auto"         # observation model: auto (bernoulli for binary data, else categorical)
+                                     # | bernoulli | categorical | discretized_logistic_mixture
+    options: Any = None              # the model's own fields (None = its defaults)
+    likelihood_options: Any = None   # the likelihood's own fields (None = its defaults)
+
+    def __post_init__(self):
+        model_cls, obs_cls = _option_classes(self.name, self.likelihood)
+        if self.options is None:
+            object.__setattr__(self, "options", model_cls())
+        if self.likelihood_options is None:
+            object.__setattr__(self, "likelihood_options", obs_cls())
+
+    def __getattr__(self, key: str):
+        # Only called for names that are not fields: forward to the model's / likelihood's own fields.
+        if key.startswith("__"):
+            raise AttributeError(key)
+        for part in ("options", "likelihood_options"):
+            section = self.__dict__.get(part)
+            if section is not None and key in {f.name for f in dataclasses.fields(section)}:
+                return getattr(section, key)
+        raise AttributeError(f"model {self.__dict__.get('name')!r} has no field {key!r}")
+
+
+def _option_classes(model_name: str, likelihood: str):
+    """(model's Config class, likelihood's Config class) from the registries; the likelihood 'auto'
+    resolves to the model's default, which for 'auto' has no options."""
+    from dgm_jax import models, observations  # noqa: WPS433 - the registries import flax
+
+    spec = models.REGISTRY.get(model_name)
+    model_cls = spec.config if spec is not None else _empty_options
+    if likelihood == "auto" and spec is not None:
+        likelihood = spec.default_likelihood
+    obs = observations.REGISTRY.get(likelihood)
+    return model_cls, (obs.config if obs is not None else _empty_options)
+
+
+@dataclasses.dataclass(frozen=True)
+class _empty_options:  # noqa: N801 - used like a Config class
+    """No fields."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -152,7 +195,38 @@ def _penalty(value: Any, where: str) -> PenaltyConfig:
     return _build(PenaltyConfig, raw, where)
 
 
+def _build_model(raw: Mapping[str, Any], where: str) -> ModelConfig:
+    """The flat model section -> ModelConfig with the model's and the likelihood's own fields split off."""
+    from dgm_jax import models, observations  # noqa: WPS433
+
+    name = raw.get("name", ModelConfig.name)
+    likelihood = raw.get("likelihood", ModelConfig.likelihood)
+    _choice(_coerce(name, str, f"{where}.name"), models.MODEL_NAMES, f"{where}.name")
+    _choice(_coerce(likelihood, str, f"{where}.likelihood"), observations.NAMES, f"{where}.likelihood")
+    model_cls, obs_cls = _option_classes(name, likelihood)
+    own = {f.name for f in dataclasses.fields(model_cls)}
+    lik = {f.name for f in dataclasses.fields(obs_cls)}
+    common = {k: v for k, v in raw.items() if k in COMMON_MODEL_FIELDS}
+    rest = {k: v for k, v in raw.items() if k not in COMMON_MODEL_FIELDS}
+    foreign = [k for k in rest if k not in own and k not in lik]
+    if foreign:
+        k = foreign[0]
+        owners = [n for n, s in models.REGISTRY.items() if k in {f.name for f in dataclasses.fields(s.config)}]
+        owners += [f"likelihood {n}" for n, s in observations.REGISTRY.items()
+                   if k in {f.name for f in dataclasses.fields(s.config)}]
+        valid = sorted(set(COMMON_MODEL_FIELDS) | own | lik)
+        why = (f" It belongs to {', '.join(owners)}; start from that model's config file "
+               "(experiments/configs/<model>.py) or remove the field." if owners else _suggest(k, valid))
+        raise ConfigError(f"config.{where}.{k} does not apply to model {name!r} with likelihood {likelihood!r}."
+                          f"{why} Valid keys: {', '.join(valid)}.")
+    options = _build(model_cls, {k: v for k, v in rest.items() if k in own}, f"{where}")
+    lik_options = _build(obs_cls, {k: v for k, v in rest.items() if k in lik}, f"{where}")
+    return _build(ModelConfig, {**common, "options": options, "likelihood_options": lik_options}, where)
+
+
 def _build(cls, raw: Mapping[str, Any], where: str):
+    if cls is ModelConfig and "options" not in raw:
+        return _build_model(raw, where)
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = [k for k in raw if k not in fields]
@@ -165,7 +239,9 @@ def _build(cls, raw: Mapping[str, Any], where: str):
     for name, value in raw.items():
         sub = f"{where}.{name}" if where else name
         hint = hints[name]
-        if dataclasses.is_dataclass(hint):
+        if name in ("options", "likelihood_options") and cls is ModelConfig:
+            kwargs[name] = value
+        elif dataclasses.is_dataclass(hint):
             value = value.to_dict() if hasattr(value, "to_dict") else value
             if not isinstance(value, Mapping):
                 raise ConfigError(f"config.{sub} must be a section, got {value!r}")
@@ -199,6 +275,8 @@ def validate(cfg: Config) -> None:
     """Checks choices and ranges that do not need the data or the devices."""
     _choice(cfg.data.name, DATASET_NAMES, "data.name")
     _choice(cfg.data.binarization, BINARIZATIONS, "data.binarization")
+    if cfg.data.patch_size < 2:
+        raise ConfigError(f"config.data.patch_size must be >= 2, got {cfg.data.patch_size}")
     _choice(cfg.train.parallelism, PARALLELISMS, "train.parallelism")
     _choice(cfg.train.nonfinite_policy, NONFINITE_POLICIES, "train.nonfinite_policy")
     _choice(cfg.model.dtype, ("float32", "bfloat16"), "model.dtype")
@@ -224,6 +302,49 @@ def validate(cfg: Config) -> None:
                               f"({cfg.train.steps_per_dispatch})")
 
 
+def model_to_dict(model: ModelConfig) -> dict:
+    """The flat model section: common fields, then the model's own, then the likelihood's."""
+    out = {k: getattr(model, k) for k in COMMON_MODEL_FIELDS}
+    out.update(dataclasses.asdict(model.options))
+    out.update(dataclasses.asdict(model.likelihood_options))
+    return out
+
+
 def to_dict(cfg: Config) -> dict:
-    """Plain nested dict of a Config (JSON-serializable), e.g. for the saved resolved config."""
-    return dataclasses.asdict(cfg)
+    """Plain nested dict of a Config (JSON-serializable, flat model section), e.g. for config.json."""
+    out = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)}
+    for key, value in out.items():
+        if key == "model":
+            out[key] = model_to_dict(value)
+        elif key == "penalties":
+            out[key] = [dataclasses.asdict(p) for p in value]
+        elif dataclasses.is_dataclass(value):
+            out[key] = dataclasses.asdict(value)
+    return out
+
+
+def model_section(name: str, likelihood: str = "auto", **fields) -> dict:
+    """The flat model section of `name` with its defaults (and the likelihood's), `fields` applied."""
+    raw = model_to_dict(ModelConfig(name=name, likelihood=likelihood))
+    return to_dict(from_config_dict({"model": {**raw, **fields}}))["model"]
+
+
+def switch_model_section(section: Mapping[str, Any], name: str, likelihood: str | None = None) -> dict:
+    """The flat model section for model `name` (and `likelihood`, default: the section's), starting
+    from `section`: the common fields and every field that the new model (or likelihood) also has
+    keep their values, the rest are dropped, the new model's other fields take their defaults."""
+    section = dict(section)
+    likelihood = section.get("likelihood", ModelConfig.likelihood) if likelihood is None else likelihood
+    fresh = model_section(name, likelihood)
+    kept = {k: v for k, v in section.items() if k in fresh and k not in ("name", "likelihood")}
+    return {**fresh, **kept}
+
+
+def model_config(name: str, likelihood: str = "auto", **fields) -> ModelConfig:
+    """A validated ModelConfig from flat fields: model_config("made", num_hidden=12, conditional=True)."""
+    return from_config_dict({"model": {"name": name, "likelihood": likelihood, **fields}}).model
+
+
+def model_keys(name: str, likelihood: str = "auto") -> frozenset[str]:
+    """The keys a flat model section of model `name` with `likelihood` may hold."""
+    return frozenset(model_section(name, likelihood))

@@ -44,6 +44,45 @@ def summarize(log_probs: np.ndarray, num_dims: int) -> dict:
             "num_examples": n}
 
 
+def evaluate_split(runner, params_dev, ds, split: str, batch_size: int) -> dict:
+    """summarize() of split `split` of data set `ds` (every image, given its true label if conditional).
+
+    A synthetic set knows p_data exactly: KL(p_data || p_theta) by enumeration
+    is reported next to the NLL (dgm_jax/known_truth.py).
+    """
+    images = ds.eval_images(split)
+    lp = split_log_probs(runner, params_dev, images, ds.labels.get(split), batch_size)
+    out = summarize(lp, int(np.prod(ds.image_shape)))
+    truth = getattr(ds, "truth", None)
+    if truth is not None:
+        from dgm_jax import known_truth  # noqa: WPS433
+        out.update(known_truth.exact_metrics(runner, params_dev, truth, batch_size, nll=out["nll"],
+                                             nll_stderr=out["nll_stderr"], split_images=images,
+                                             split_log_probs=lp))
+    return out
+
+
+def label_prior(train_labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """p(y): the training label frequencies, float64 [num_classes] (a class never seen gets 0)."""
+    counts = np.bincount(np.asarray(train_labels, np.int64), minlength=num_classes).astype(np.float64)
+    return counts / counts.sum()
+
+
+def marginal_log_probs(runner, params, images: np.ndarray, prior: np.ndarray, batch_size: int,
+                       progress: bool = False) -> np.ndarray:
+    """log p(x) = log sum_y p(y) p(x | y) for a class-conditional model, float64 [N].
+
+    One exact pass over the split per class y with p(y) > 0; the log-sum-exp is taken in float64.
+    """
+    classes = [k for k in range(len(prior)) if prior[k] > 0]
+    per_class = np.stack([
+        np.log(prior[k]) + split_log_probs(runner, params, images, np.full(len(images), k, np.int32), batch_size,
+                                           progress=progress)
+        for k in classes])                                                       # [K, N]
+    top = per_class.max(axis=0)
+    return top + np.log(np.exp(per_class - top).sum(axis=0))
+
+
 def evaluate_checkpoint(workdir, split: str = "test", checkpoint: str | int = "best", *,
                         batch_size: int | None = None, parallelism: str | None = None,
                         progress: bool = False) -> dict:
@@ -60,8 +99,7 @@ def evaluate_checkpoint(workdir, split: str = "test", checkpoint: str | int = "b
     Raises checkpointing.CheckpointError (no checkpoint, or one that does not
     match the model) or ValueError (unknown split) with a readable message.
     """
-    from dgm_jax import api, checkpointing, data, parallel
-    from dgm_jax import train  # noqa: WPS433 - train imports this module
+    from dgm_jax import api, data, parallel, rundir  # noqa: WPS433 - api imports orbax
 
     run = api.load(workdir, checkpoint)
     cfg = run.config
@@ -70,9 +108,9 @@ def evaluate_checkpoint(workdir, split: str = "test", checkpoint: str | int = "b
         raise ValueError(f"split {split!r} does not exist in data set {ds.name!r}; "
                          f"available: {', '.join(ds.images)}")
     try:
-        checkpointing.check_run_identity(run.workdir, train.run_info(cfg, ds))
-    except checkpointing.CheckpointError as e:
-        raise checkpointing.CheckpointError(
+        rundir.check_run_identity(run.workdir, rundir.run_info(cfg, ds, run.likelihood))
+    except rundir.CheckpointError as e:
+        raise rundir.CheckpointError(
             f"config.json, run_info.json and the data of {run.workdir} disagree, so the checkpoint cannot be "
             f"matched to a model: {e}") from None
     runner = parallel.make_runner(parallelism or cfg.train.parallelism, model=run.model)
@@ -86,11 +124,19 @@ def evaluate_checkpoint(workdir, split: str = "test", checkpoint: str | int = "b
            "num_examples": s["num_examples"], "split": split, "step": int(run.step), "checkpoint": str(checkpoint),
            "workdir": str(run.workdir), "model": cfg.model.name, "data": cfg.data.name,
            "binarization": cfg.data.binarization, "conditional": bool(cfg.model.conditional),
-           "likelihood": "p(x)", "params": "ema" if cfg.optim.ema_decay > 0 else "params",
+           "likelihood": "p(x)", "observation_model": run.likelihood, "params": "ema" if cfg.optim.ema_decay > 0 else "params",
            "num_devices": runner.n, "parallelism": parallelism or cfg.train.parallelism}
     if cfg.model.conditional:
         kind = "true label" if labels is not None and labels.ndim == 1 else "true condition vector"
         out["likelihood"] = f"p(x | y = {kind})"
         out["nll_given_true_label_nats"] = s["nll"]
         out["nll_given_true_label_stderr"] = s["nll_stderr"]
+        if labels is not None and labels.ndim == 1:
+            # -log sum_y p(y) p(x | y), p(y) the training label frequencies: comparable with an
+            # unconditional model's NLL on the same images.
+            prior = label_prior(ds.labels["train"], ds.num_classes)
+            marg = summarize(marginal_log_probs(runner, runner.put_state(run.params), ds.eval_images(split), prior,
+                                                bs, progress=progress), int(np.prod(run.image_shape)))
+            out.update(marginal_nll_nats=marg["nll"], marginal_nll_stderr=marg["nll_stderr"],
+                       marginal_bits_per_dim=marg["bits_per_dim"])
     return out

@@ -1,13 +1,14 @@
-"""The log-likelihood of binary images under an autoregressive model.
+"""The log-likelihood of images under an autoregressive model, in nats per image.
 
-For binary pixels and logits l_i = logit p(x_i = 1 | x_<i, y),
+    log p(x | y) = sum over pixels of log p(x_pixel | x_<pixel, y)
 
-    log p(x | y) = sum_i [ x_i log sigma(l_i) + (1 - x_i) log sigma(-l_i) ]
-                 = sum_i [ x_i l_i - softplus(l_i) ],
-
-computed with ``jax.nn.log_sigmoid`` (never ``log(sigmoid(.))``, which is
--inf once sigma underflows). Everything is per image, in nats; bits per
-dimension is converted in exactly one place, :func:`bits_per_dim`.
+The model maps x to outputs [B, H, W, C, P]; its observation model
+(``model.obs``, dgm_jax/observations) turns them into per-pixel
+log-probabilities: a Bernoulli per sub-pixel for binary images, a K-way
+softmax or a discretized logistic mixture for grey levels. A model with an
+ensemble of connectivity masks (MADE) is the equal mixture of its masks'
+models, log p = log (1/K sum_k p_k). Everything is per image, in nats; bits
+per dimension is converted in exactly one place, :func:`bits_per_dim`.
 """
 from __future__ import annotations
 
@@ -16,21 +17,28 @@ import math
 import jax
 import jax.numpy as jnp
 
+from dgm_jax.models.conditioning import model_condition
 
-def bernoulli_log_prob(logits: jax.Array, x: jax.Array) -> jax.Array:
-    """Per-image log-likelihood in nats.
 
-    Args:
-      logits: [B, H, W, C] logits of p(x_i = 1 | x_<i); any float dtype
-        (accumulated in float32).
-      x: [B, H, W, C] binary images (0/1, any dtype).
-    Returns:
-      [B] float32: sum over pixels of log Bernoulli(x_i | sigmoid(logit_i)).
+def model_log_prob(model, params, x, y=None, mask_index=None) -> jax.Array:
+    """Exact log p(x | y) in nats, [B] float32; for a mask ensemble the log-mean-exp over its masks.
+
+    x: [B, H, W, C] values level / (K - 1) (0/1 for binary data).
+    y: None, int labels [B] or condition vectors [B, D].
+    mask_index: one mask of an ensemble (the mixture when None).
     """
-    logits = logits.astype(jnp.float32)
-    x = x.astype(jnp.float32)
-    per_pixel = x * jax.nn.log_sigmoid(logits) + (1.0 - x) * jax.nn.log_sigmoid(-logits)
-    return per_pixel.reshape(per_pixel.shape[0], -1).sum(axis=-1)
+    cond = model_condition(model, y)
+    obs = model.obs
+
+    def one(i):
+        return obs.log_prob(model.apply({"params": params}, x, cond, mask_index=i), x)
+
+    if mask_index is not None:
+        return one(mask_index)
+    k = int(getattr(model, "num_eval_masks", 1))
+    if k == 1:
+        return one(0)
+    return log_mean_exp(jax.lax.map(one, jnp.arange(k)), axis=0)
 
 
 def log_mean_exp(log_probs: jax.Array, axis: int = 0) -> jax.Array:
@@ -40,16 +48,5 @@ def log_mean_exp(log_probs: jax.Array, axis: int = 0) -> jax.Array:
 
 
 def bits_per_dim(nats_per_image, num_dims: int):
-    """Converts nats per image to bits per dimension: nats / (D ln 2)."""
+    """Converts nats per image to bits per dimension: nats / (D ln 2), D = H * W * C."""
     return nats_per_image / (num_dims * math.log(2.0))
-
-
-def check_binary(x, where: str) -> None:
-    """Raises ValueError naming `where` if host array `x` holds values other than 0/1."""
-    import numpy as np
-
-    values = np.unique(np.asarray(x))
-    bad = values[(values != 0) & (values != 1)]
-    if bad.size:
-        shown = ", ".join(f"{v:g}" for v in values[:8]) + (", ..." if values.size > 8 else "")
-        raise ValueError(f"{where}: a Bernoulli likelihood needs pixel values 0/1, found values {shown}")

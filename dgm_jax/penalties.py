@@ -2,14 +2,15 @@
 
 The training objective (dgm_jax/steps.py) is
 
-    loss(theta) = nll(theta) + sum_k lambda_k(step) * R_k(theta; batch, logits, rng),
+    loss(theta) = nll(theta) + sum_k lambda_k(step) * R_k(theta; batch, outputs, rng),
 
 with nll the mini-batch mean of -log p(x) in nats per image, so each R_k is
 in the same units: "nats per image". Pieces, each small and pure:
 
-  penalty    R(params, *, batch, logits, rng) -> scalar. Parameter penalties
-             (l2, l1) read only `params`; data penalties (confidence) read
-             the model's `logits` [B, H, W, C] of the current batch.
+  penalty    R(params, *, batch, outputs, observation, rng) -> scalar.
+             Parameter penalties (l2, l1) read only `params`; data penalties
+             (confidence) read the model's `outputs` [B, H, W, C, P] of the
+             current batch and the observation model that interprets them.
   masked     restricts a parameter penalty to some leaves of the tree:
              'all', 'kernels' (ndim > 1), 'biases' (ndim == 1), 're:<regex>'
              (re.search on the leaf path 'res_conv_0/kernel'), a callable
@@ -45,7 +46,7 @@ import jax.numpy as jnp
 
 log = logging.getLogger(__name__)
 
-# penalty(params, *, batch, logits, rng) -> scalar
+# penalty(params, *, batch, outputs, observation, rng) -> scalar
 Penalty = Callable[..., jax.Array]
 # schedule(step) -> weight
 Schedule = Callable[[jax.Array], jax.Array]
@@ -71,28 +72,28 @@ def l1(params, **_) -> jax.Array:
                jnp.zeros((), jnp.float32))
 
 
-def confidence(params, *, logits: jax.Array, batch: Mapping[str, Any] | None = None, **_) -> jax.Array:
-    """Negative entropy of the predicted Bernoulli conditionals (Pereyra et al., 2017).
+def confidence(params, *, outputs: jax.Array, observation, batch: Mapping[str, Any] | None = None,
+               **_) -> jax.Array:
+    """Negative entropy of the predicted conditionals (Pereyra et al., 2017), in nats per image.
 
-        R = (1/B) sum_b sum_i [p_bi log p_bi + (1 - p_bi) log(1 - p_bi)],   p = sigmoid(logits)
+        R = (1/B) sum_b sum_i sum_v p_bi(v) log p_bi(v),   p_bi = p(x_i | x_<i, y) of example b
 
-    in nats per image, in [-D log 2, 0] for D pixels. Why: an autoregressive
-    model trained by maximum likelihood on a small set drives its conditionals
-    p(x_i | x_<i) towards 0/1 on the training images; on held-out images a
-    wrong confident prediction costs -log(1 - p), without bound. Penalizing
-    low entropy keeps the conditionals away from 0/1 (a label-smoothing-like
-    regularizer that, unlike l2, acts on the outputs, so it does not depend
-    on the parameterization). R + D log 2 = sum_i KL(Bern(p_i) || Bern(1/2)).
+    in [-D log K, 0] for D sub-pixels of K levels (for Bernoulli sub-pixels,
+    p log p + (1 - p) log(1 - p) with p = sigmoid(logit)). Why: an
+    autoregressive model trained by maximum likelihood on a small set drives
+    its conditionals towards one value on the training images; on held-out
+    images a wrong confident prediction costs -log p(x_i), without bound.
+    Penalizing low entropy keeps the conditionals away from certainty (a
+    label-smoothing-like regularizer that, unlike l2, acts on the outputs, so
+    it does not depend on the parameterization). R + D log K =
+    sum_i KL(p_i || uniform). Needs an observation model with a per-sub-pixel
+    entropy (bernoulli, categorical).
 
-    logits: [B, ...] of the training batch (the mask in use for MADE).
+    outputs: [B, H, W, C, P] of the training batch (the mask in use for MADE).
     batch['mask'] [B], if present, weights the examples (padding = 0).
     """
     del params
-    logits = logits.astype(jnp.float32)
-    p = jax.nn.sigmoid(logits)
-    # p log p + (1-p) log(1-p) with log p = log_sigmoid(l), log(1-p) = log_sigmoid(-l): finite for any l.
-    neg_ent = p * jax.nn.log_sigmoid(logits) + (1.0 - p) * jax.nn.log_sigmoid(-logits)
-    per_example = jnp.sum(neg_ent.reshape(neg_ent.shape[0], -1), axis=1)
+    per_example = observation.neg_entropy(outputs)
     mask = None if batch is None else batch.get("mask")
     if mask is None:
         return jnp.mean(per_example)
@@ -102,7 +103,7 @@ def confidence(params, *, logits: jax.Array, batch: Mapping[str, Any] | None = N
 
 class _Spec(NamedTuple):
     fn: Penalty
-    on_params: bool      # reads only params (masks apply); False: reads logits/batch
+    on_params: bool      # reads only params (masks apply); False: reads outputs/batch
 
 
 _PENALTIES: dict[str, _Spec] = {
@@ -217,7 +218,7 @@ class Term(NamedTuple):
 
 
 def combine(*terms: Term) -> Callable[..., tuple[jax.Array, dict[str, jax.Array]]]:
-    """penalty_fn(params, *, batch, logits, step, rng) -> (sum_k lambda_k(step) R_k, {name_k: R_k}).
+    """penalty_fn(params, *, batch, outputs, observation, step, rng) -> (sum_k lambda_k(step) R_k, {name_k: R_k}).
 
     Each term gets its own key, fold_in(rng, k). The dict holds the unweighted
     values (what steps.py logs); the total is what is added to the NLL.
@@ -226,12 +227,12 @@ def combine(*terms: Term) -> Callable[..., tuple[jax.Array, dict[str, jax.Array]
     if len(set(names)) != len(names):
         raise ValueError(f"penalty names must be unique, got {names}")
 
-    def penalty_fn(params, *, batch=None, logits=None, step=0, rng=None):
+    def penalty_fn(params, *, batch=None, outputs=None, observation=None, step=0, rng=None):
         total = jnp.zeros((), jnp.float32)
         values = {}
         for k, term in enumerate(terms):
             term_rng = None if rng is None else jax.random.fold_in(rng, k)
-            value = term.penalty(params, batch=batch, logits=logits, rng=term_rng)
+            value = term.penalty(params, batch=batch, outputs=outputs, observation=observation, rng=term_rng)
             weight = term.weight(step) if callable(term.weight) else jnp.asarray(term.weight, jnp.float32)
             total = total + weight * value
             values[term.name] = value
@@ -261,7 +262,7 @@ def term_name(name: str, mask: str) -> str:
 def from_config(penalty_configs: Sequence[Any], num_steps: int):
     """The penalty_fn of cfg.penalties (config_schema.PenaltyConfig entries, or tuples / mappings of its fields).
 
-    Returns penalty_fn(params, *, batch, logits, step, rng) -> (weighted total, {name: unweighted value}),
+    Returns penalty_fn(params, *, batch, outputs, observation, step, rng) -> (weighted total, {name: value}),
     names from :func:`term_name` (made unique with _2, _3 if two terms collide).
     Unknown names, masks or schedules, and negative weights, are ValueErrors.
     """

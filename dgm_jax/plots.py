@@ -30,7 +30,7 @@ def learning_curve(records: list[dict], path: str | Path, title: str = "") -> No
 
 
 def image_grid(images: np.ndarray, path: str | Path, ncols: int = 8, scale: int = 3, pad: int = 1) -> None:
-    """Saves images [N, H, W, C] in [0, 1] as a grid PNG (black digits on white: 1 -> dark)."""
+    """Saves images [N, H, W, C] in [0, 1] as a grid PNG (one channel: 1 -> dark, digits on white; RGB as is)."""
     images = np.asarray(images, np.float32)
     n, h, w, c = images.shape
     if c not in (1, 3):
@@ -42,7 +42,7 @@ def image_grid(images: np.ndarray, path: str | Path, ncols: int = 8, scale: int 
     for i, img in enumerate(images):
         r, q = divmod(i, ncols)
         y0, x0 = pad + r * (h + pad), pad + q * (w + pad)
-        grid[y0:y0 + h, x0:x0 + w] = 1.0 - img
+        grid[y0:y0 + h, x0:x0 + w] = 1.0 - img if c == 1 else img   # grey: dark strokes on white; colour as is
     grid = np.repeat(np.repeat(grid, scale, axis=0), scale, axis=1)
     pixels = (np.clip(grid, 0, 1) * 255).astype(np.uint8)
     Image.fromarray(pixels[..., 0] if c == 1 else pixels).save(path)

@@ -28,25 +28,8 @@ from dgm_jax.train_state import TrainState
 
 AXIS = "data"
 
-# penalty_fn(params, *, batch, logits, step, rng) -> (weighted total, {name: value})
+# penalty_fn(params, *, batch, outputs, observation, step, rng) -> (weighted total, {name: value})
 PenaltyFn = Callable[..., tuple[jax.Array, dict[str, jax.Array]]]
-
-
-def model_log_prob(model, params, x, y=None, mask_index=None) -> jax.Array:
-    """Exact log p(x | y) in nats, [B]; for a mask ensemble the log-mean-exp over masks.
-
-    y: None, int labels [B] or condition vectors [B, D].
-    """
-    cond = model_condition(model, y)
-    if mask_index is not None:
-        return likelihood.bernoulli_log_prob(model.apply({"params": params}, x, cond, mask_index=mask_index), x)
-    k = models.num_eval_masks(model)
-    if k == 1:
-        return likelihood.bernoulli_log_prob(model.apply({"params": params}, x, cond), x)
-    per_mask = jax.lax.map(
-        lambda i: likelihood.bernoulli_log_prob(model.apply({"params": params}, x, cond, mask_index=i), x),
-        jnp.arange(k))
-    return likelihood.log_mean_exp(per_mask, axis=0)
 
 
 def loss_fn(params, batch, rng, step, *, model, penalty_fn: PenaltyFn | None = None):
@@ -56,13 +39,14 @@ def loss_fn(params, batch, rng, step, *, model, penalty_fn: PenaltyFn | None = N
     mask_rng, penalty_rng = jax.random.split(rng)
     n_masks = models.num_train_masks(model)
     mask_index = jax.random.randint(mask_rng, (), 0, n_masks) if n_masks > 1 else 0
-    logits = model.apply({"params": params}, x, cond, mask_index=mask_index)
-    log_p = likelihood.bernoulli_log_prob(logits, x)
+    outputs = model.apply({"params": params}, x, cond, mask_index=mask_index)
+    log_p = model.obs.log_prob(outputs, x)
     nll = -jnp.mean(log_p)
     aux = {"nll": nll}
     loss = nll
     if penalty_fn is not None:
-        total, terms = penalty_fn(params, batch=batch, logits=logits, step=step, rng=penalty_rng)
+        total, terms = penalty_fn(params, batch=batch, outputs=outputs, observation=model.obs, step=step,
+                                  rng=penalty_rng)
         loss = loss + total
         aux.update({f"penalty/{k}": v for k, v in terms.items()})
         aux["penalty/total"] = total
@@ -135,4 +119,4 @@ def eval_step(params, batch: dict, *, model) -> jax.Array:
 
     Padding examples (batch['mask'] == 0) are scored too; the host drops them.
     """
-    return model_log_prob(model, params, batch["x"], batch.get("y"))
+    return likelihood.model_log_prob(model, params, batch["x"], batch.get("y"))

@@ -46,15 +46,17 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from dgm_jax import checkpointing, config_schema
+from dgm_jax import config_schema, rundir
 
 log = logging.getLogger(__name__)
 
 MEMBER_FILE = "sweep_member.json"
 # Overrides that change only the size of a model: the capacity plot draws one
 # line per combination of the OTHER overrides (e.g. per architecture).
-SIZE_KEYS = ("model.num_features", "model.num_layers", "model.num_hidden", "model.num_hidden_layers",
-             "model.head_features", "model.kernel_size", "model.first_kernel_size")
+def size_keys() -> frozenset[str]:
+    """'model.<field>' for every field that some registered model declares as a size field."""
+    from dgm_jax import models  # noqa: WPS433
+    return frozenset(f"model.{f}" for spec in models.REGISTRY.values() for f in spec.size_fields)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,10 +129,25 @@ def load_sweep(path: str | Path, smoke: bool = False):
 
 
 def apply_overrides(base, overrides: Mapping[str, Any]):
-    """A locked copy of the ConfigDict `base` with dotted `overrides` set; unknown keys are errors."""
+    """A locked copy of the ConfigDict `base` with dotted `overrides` set; unknown keys are errors.
+
+    model.name / model.likelihood switch the model section first
+    (config_schema.switch_model_section: shared fields kept, the new model's own at their
+    defaults), so the other overrides may set the new model's fields.
+    """
+    import ml_collections  # noqa: WPS433
+
     cfg = copy.deepcopy(base)
+    switch = {k: overrides[k] for k in ("model.name", "model.likelihood") if k in overrides}
+    if switch:
+        section = config_schema.switch_model_section(
+            cfg.model.to_dict(), switch.get("model.name", cfg.model.name), switch.get("model.likelihood"))
+        with cfg.unlocked():
+            cfg.model = ml_collections.ConfigDict(section)
     cfg.lock()
     for key, value in overrides.items():
+        if key in switch:
+            continue
         node, parts = cfg, key.split(".")
         try:
             for part in parts[:-1]:
@@ -152,7 +169,7 @@ def resolve(base, member: Member) -> dict:
 
 
 def _jsonable(obj):
-    return json.loads(json.dumps(obj, default=checkpointing._json_default))
+    return json.loads(json.dumps(obj, default=rundir._json_default))
 
 
 def read_member(member_dir: Path) -> dict | None:
@@ -210,7 +227,7 @@ def run_member(name: str, overrides: dict, cfg: dict, member_dir: str, log_to_fi
     prev = read_member(member_dir) or {}
     rec = {"name": name, "overrides": _jsonable(overrides), "config": cfg, "status": "running",
            "wall_time_s": float(prev.get("wall_time_s", 0.0)), "launches": int(prev.get("launches", 0)) + 1}
-    checkpointing.write_json_atomic(member_dir / MEMBER_FILE, rec)
+    rundir.write_json_atomic(member_dir / MEMBER_FILE, rec)
     t0 = time.time()
     try:
         results = dgm_jax.train_and_evaluate(cfg, member_dir)
@@ -222,7 +239,7 @@ def run_member(name: str, overrides: dict, cfg: dict, member_dir: str, log_to_fi
         log.error("sweep member %s failed:\n%s", name, traceback.format_exc())
     finally:
         rec["wall_time_s"] += time.time() - t0
-        checkpointing.write_json_atomic(member_dir / MEMBER_FILE, rec)
+        rundir.write_json_atomic(member_dir / MEMBER_FILE, rec)
         if handler is not None:
             root.removeHandler(handler)
             root.setLevel(level)
@@ -246,7 +263,7 @@ def run_sweep(sweep_path: str | Path, workdir: str | Path, *, smoke: bool = Fals
     configs = {m.name: resolve(base, m) for m in members}      # every member validated before any trains
     workdir = Path(workdir).absolute()
     workdir.mkdir(parents=True, exist_ok=True)
-    checkpointing.write_json_atomic(workdir / "sweep.json", {
+    rundir.write_json_atomic(workdir / "sweep.json", {
         "sweep": str(sweep_path), "smoke": smoke,
         "members": [{"name": m.name, "overrides": _jsonable(m.overrides)} for m in members]})
     todo = [m for m in members if (not only or m.name in only)
@@ -409,8 +426,9 @@ def plot_capacity(rows: Sequence[dict], path: Path) -> None:
     plt = _plt()
     from matplotlib.lines import Line2D  # noqa: WPS433
     groups: dict[str, list[dict]] = {}
+    sizes = size_keys()
     for r in rows:
-        key = ", ".join(f"{k.split('.')[-1]}={_fmt(v)}" for k, v in r["overrides"].items() if k not in SIZE_KEYS)
+        key = ", ".join(f"{k.split('.')[-1]}={_fmt(v)}" for k, v in r["overrides"].items() if k not in sizes)
         groups.setdefault(key, []).append(r)
     styles = (("final_train_nll", ":s", 1.0, "train, final"), ("final_val_nll", "-o", 1.0, "validation, final"),
               ("best_val_nll", "--^", 0.6, "validation, best (early stop)"))

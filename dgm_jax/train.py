@@ -37,8 +37,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dgm_jax import (checkpointing, config_schema, data, distributed, evaluation, metric_writers, models,
-                     optim, parallel, plots, sampling, train_state)
+from dgm_jax import (assembly, checkpointing, config_schema, data, distributed, evaluation, metric_writers, plots,
+                     rundir, sampling, train_state)
 from dgm_jax.config_schema import Config
 
 log = logging.getLogger(__name__)
@@ -56,102 +56,36 @@ class Preempted(Exception):
         self.step = step
 
 
-def prepare_workdir(workdir: str | os.PathLike) -> Path:
-    """Creates the workdir and checks that it can be written, before any training."""
-    path = Path(workdir).absolute()
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / f".write_test.{jax.process_index()}"   # one per process on a shared file system
-        probe.write_text("ok")
-        probe.unlink()
-    except OSError as e:
-        raise OSError(f"The workdir {path} is not writable ({e.strerror}); choose another --workdir.") from e
-    return path
-
-
-def run_info(cfg: Config, ds) -> dict:
-    """What identifies a run: a workdir holds one model on one data layout."""
-    return {"model": {k: v for k, v in config_schema.to_dict(cfg)["model"].items()},
-            "data": cfg.data.name, "image_shape": list(ds.image_shape),
-            "num_classes": int(ds.num_classes), "cond_dim": int(ds.cond_dim),
-            "use_ema": cfg.optim.ema_decay > 0}
-
-
-def init_state(cfg: Config, model, tx, ds) -> train_state.TrainState:
-    """Fresh TrainState on the host, parameters from fold_in(root key, 0)."""
-    root = jax.random.key(cfg.seed)
-    x = jnp.zeros((1,) + tuple(ds.image_shape), jnp.float32)
-    y = jnp.zeros((1, ds.cond_dim), jnp.float32) if cfg.model.conditional else None
-    params = jax.jit(lambda k: model.init(k, x, y)["params"])(jax.random.fold_in(root, 0))
-    return jax.device_get(train_state.create(params, tx, jax.random.fold_in(root, 1)))
-
-
-def _check_data_for_model(cfg: Config, ds) -> None:
-    if cfg.model.conditional and ds.cond_dim == 0:
-        raise ValueError(f"config.model.conditional=True but the data set {ds.name!r} has no labels "
-                         "to condition on; use a labelled set (mnist5k, digits, mnist, npz with *_labels) "
-                         "or set model.conditional=False.")
-
-
 def _fresh_record() -> dict:
     return {"best_val_nll": math.inf, "best_step": -1, "evals_since_best": 0, "stopped_early": False}
 
 
-class _Run:
-    """The mutable host-side pieces of one training run (the step functions stay pure)."""
+class _Session:
+    """One launch of a run: the assembled Run (dgm_jax/assembly.py) plus its workdir's writers."""
 
     def __init__(self, cfg: Config, workdir: Path):
         self.cfg, self.workdir = cfg, workdir
         self.is_main = jax.process_index() == 0
-        self.ds = data.load_dataset(cfg.data, seed=cfg.seed)
-        _check_data_for_model(cfg, self.ds)
-        self.model = models.build_model(cfg.model, self.ds.image_shape, self.ds.num_classes)
-        self.num_dims = int(np.prod(self.ds.image_shape))
-        # pmap: the devices of this process; shard_map: every device of every process.
-        n_dev = jax.local_device_count() if cfg.train.parallelism == "pmap" else jax.device_count()
-        parallel.check_batch_divides(cfg.train.batch_size, n_dev, "train.batch_size")
-        parallel.check_batch_divides(cfg.train.eval_batch_size, n_dev, "train.eval_batch_size")
-        self.info = run_info(cfg, self.ds)
-        checkpointing.check_run_identity(workdir, self.info)
-        self.tx = optim.make_optimizer(cfg.optim, cfg.train.num_steps)
-        self.schedule = optim.make_schedule(cfg.optim, cfg.train.num_steps)
-        self.runner = parallel.make_runner(
-            cfg.train.parallelism, model=self.model, tx=self.tx, schedule=self.schedule,
-            ema_decay=cfg.optim.ema_decay, penalty_fn=_penalty_fn(cfg), num_dims=self.num_dims)
-        self.use_ema = cfg.optim.ema_decay > 0
+        self.run = assembly.build_run(cfg)
+        self.ds, self.model, self.runner = self.run.ds, self.run.model, self.run.runner
+        self.num_dims, self.use_ema = self.run.num_dims, self.run.use_ema
+        self.info = self.run.info
+        rundir.check_run_identity(workdir, self.info)
         self.ckpt = checkpointing.Checkpointer(workdir, keep=cfg.train.keep_checkpoints)
         self.writer = metric_writers.MetricWriter(workdir, enabled=self.is_main)
 
     def evaluate(self, params_dev, split: str) -> dict:
-        lp = evaluation.split_log_probs(self.runner, params_dev, self.ds.eval_images(split),
-                                        self.ds.labels.get(split), self.cfg.train.eval_batch_size)
-        out = evaluation.summarize(lp, self.num_dims)
-        truth = getattr(self.ds, "truth", None)
-        if truth is not None:
-            # A synthetic set knows p_data exactly: report KL(p_data || p_theta)
-            # by enumeration next to the NLL (dgm_jax/known_truth.py).
-            from dgm_jax import known_truth  # noqa: WPS433
-            out.update(known_truth.exact_metrics(self.runner, params_dev, truth, self.cfg.train.eval_batch_size,
-                                                 nll=out["nll"], nll_stderr=out["nll_stderr"],
-                                                 split_images=self.ds.eval_images(split), split_log_probs=lp))
-        return out
-
-
-def _penalty_fn(cfg: Config):
-    if not cfg.penalties:
-        return None
-    from dgm_jax import penalties  # noqa: WPS433 - only runs that use penalties need them
-    return penalties.from_config(cfg.penalties, num_steps=cfg.train.num_steps)
+        return evaluation.evaluate_split(self.runner, params_dev, self.ds, split, self.cfg.train.eval_batch_size)
 
 
 def train_and_evaluate(config: Any, workdir: str | os.PathLike) -> dict:
     """Trains (or resumes) the run in `workdir` and returns the results written to results.json."""
     cfg = config_schema.from_config_dict(config)
-    workdir = prepare_workdir(workdir)
-    run = _Run(cfg, workdir)
+    workdir = rundir.prepare_workdir(workdir, jax.process_index())
+    run = _Session(cfg, workdir)
     t_start = time.time()
 
-    host_state = init_state(cfg, run.model, run.tx, run.ds)
+    host_state = run.run.init_state()
     iterator = data.train_iterator(run.ds, batch_size=cfg.train.batch_size, seed=cfg.seed,
                                    process_index=jax.process_index(), process_count=jax.process_count(),
                                    num_workers=cfg.data.num_workers)
@@ -164,9 +98,9 @@ def train_and_evaluate(config: Any, workdir: str | os.PathLike) -> dict:
     else:
         record = _fresh_record()
         if run.is_main:
-            checkpointing.write_json_atomic(workdir / checkpointing.RUN_INFO, run.info)
+            rundir.write_json_atomic(workdir / rundir.RUN_INFO, run.info)
     if run.is_main:
-        checkpointing.write_json_atomic(workdir / "config.json", config_schema.to_dict(cfg))
+        rundir.write_json_atomic(workdir / rundir.CONFIG, config_schema.to_dict(cfg))
 
     step = int(host_state.step)
     state = run.runner.put_state(host_state)
@@ -183,7 +117,7 @@ def train_and_evaluate(config: Any, workdir: str | os.PathLike) -> dict:
     return results
 
 
-def _close_quietly(run: _Run, iterator) -> None:
+def _close_quietly(run: _Session, iterator) -> None:
     for close in (run.ckpt.close, run.writer.close, getattr(iterator, "close", None)):
         if close is None:
             continue
@@ -193,7 +127,7 @@ def _close_quietly(run: _Run, iterator) -> None:
             log.warning("While closing the run: %s: %s", type(e).__name__, e)
 
 
-def _train_loop(run: _Run, state, iterator, step: int, record: dict, watcher: distributed.PreemptionWatcher):
+def _train_loop(run: _Session, state, iterator, step: int, record: dict, watcher: distributed.PreemptionWatcher):
     """Trains from `step` to train.num_steps (or early stopping, or pre-emption: raises Preempted)."""
     from dgm_jax.device_prefetch import DevicePrefetcher  # noqa: WPS433
 
@@ -254,7 +188,7 @@ def _train_loop(run: _Run, state, iterator, step: int, record: dict, watcher: di
     return state, record
 
 
-def _save(run: _Run, state, prefetch, step: int, record: dict, val_nll) -> None:
+def _save(run: _Session, state, prefetch, step: int, record: dict, val_nll) -> None:
     """Checkpoints the state after `step` with the data position and record (after the non-finite check)."""
     _check_nonfinite(run, state, step)
     meta = {"data_iterator": prefetch.state, "record": record, "step": step}
@@ -273,7 +207,7 @@ def _update_record(record: dict, val_nll: float, step: int, patience: int) -> No
                      step, patience, record["best_val_nll"], record["best_step"])
 
 
-def _check_nonfinite(run: _Run, state, step: int, skipped_before: int | None = None) -> int:
+def _check_nonfinite(run: _Session, state, step: int, skipped_before: int | None = None) -> int:
     """Fetches the skip counters; under nonfinite_policy='stop' raises before anything is saved from a bad step.
 
     The step itself never applies a non-finite update, so the state (and the
@@ -292,7 +226,7 @@ def _check_nonfinite(run: _Run, state, step: int, skipped_before: int | None = N
     return c["num_skipped"]
 
 
-def _final_report(run: _Run, state, record: dict, wall_time: float) -> dict:
+def _final_report(run: _Session, state, record: dict, wall_time: float) -> dict:
     """Test NLL of the best-validation parameters, samples, learning curve, results.json."""
     cfg = run.cfg
     host = run.runner.get_state(state)
@@ -311,7 +245,7 @@ def _final_report(run: _Run, state, record: dict, wall_time: float) -> dict:
         "best_step": best_step, "best_val_nll": record["best_val_nll"], "final_step": final_step,
         "stopped_early": record["stopped_early"], "num_skipped_updates": int(host.num_skipped),
         "num_params": int(sum(np.size(p) for p in jax.tree.leaves(host.params))),
-        "model": cfg.model.name, "data": cfg.data.name, "wall_time_s": wall_time,
+        "model": cfg.model.name, "likelihood": run.run.likelihood, "data": cfg.data.name, "wall_time_s": wall_time,
         "num_devices": jax.device_count(), "parallelism": cfg.train.parallelism,
     }
     records = metric_writers.read_metrics(run.workdir / "metrics.jsonl")
@@ -322,12 +256,12 @@ def _final_report(run: _Run, state, record: dict, wall_time: float) -> dict:
         _write_samples(run, params_host)
         plots.learning_curve(records, run.workdir / "learning_curve.png",
                              title=f"{cfg.model.name} on {cfg.data.name}")
-        checkpointing.write_json_atomic(run.workdir / "results.json", results)
+        rundir.write_json_atomic(run.workdir / rundir.RESULTS, results)
         log.info("Results: %s", json.dumps(results))
     return results
 
 
-def _write_samples(run: _Run, params_host) -> None:
+def _write_samples(run: _Session, params_host) -> None:
     cfg = run.cfg
     n = cfg.train.num_samples
     if n <= 0:

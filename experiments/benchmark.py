@@ -73,36 +73,27 @@ def run_benchmark(config, steps: int = 20, warmup: int = 3, sampling: bool = Tru
     import jax.numpy as jnp
     import numpy as np
 
-    from dgm_jax import config_schema, models, optim, parallel, sampling as sampling_lib, train_state
-    from dgm_jax.data import load_dataset
+    from dgm_jax import assembly, config_schema, sampling as sampling_lib
 
-    cfg = config_schema.from_config_dict(config)
-    ds = load_dataset(cfg.data, seed=cfg.seed)  # only for the image shape and classes
-    model = models.build_model(cfg.model, ds.image_shape, ds.num_classes)
-    num_dims = int(np.prod(ds.image_shape))
-    tx = optim.make_optimizer(cfg.optim, cfg.train.num_steps)
-    schedule = optim.make_schedule(cfg.optim, cfg.train.num_steps)
-    runner = parallel.make_runner(cfg.train.parallelism, model=model, tx=tx, schedule=schedule,
-                                  ema_decay=cfg.optim.ema_decay, penalty_fn=None, num_dims=num_dims)
+    run = assembly.build_run(config, with_penalties=False)   # the bare maximum-likelihood step
+    cfg, ds, model, runner = run.cfg, run.ds, run.model, run.runner
     n_dev = runner.n
-    parallel.check_batch_divides(cfg.train.batch_size, n_dev)
     rng = np.random.default_rng(0)
     k, b = cfg.train.steps_per_dispatch, cfg.train.batch_size
-    x = (rng.random((k, b) + tuple(ds.image_shape)) < 0.2).astype(np.float32)
+    levels = ds.num_levels
+    # Random images on the data's grid (0/1, or level / (K - 1)): the step's cost does not depend on them.
+    x = (rng.integers(0, levels, size=(k, b) + tuple(ds.image_shape)) / (levels - 1)).astype(np.float32)
     batch = {"x": x}
-    cond = None
     if cfg.model.conditional:
         batch["y"] = rng.integers(0, max(ds.num_classes, 1), size=(k, b)).astype(np.int32) \
             if ds.num_classes else rng.random((k, b, ds.cond_dim)).astype(np.float32)
-        cond = jnp.zeros((1, ds.cond_dim), jnp.float32)
-    params = jax.jit(lambda key: model.init(key, jnp.zeros((1,) + tuple(ds.image_shape)), cond)["params"])(
-        jax.random.key(0))
-    host_state = jax.device_get(train_state.create(params, tx, jax.random.key(1)))
+    host_state = run.init_state()
+    params = host_state.params
     state = runner.put_state(host_state)
     dev_batch = runner.put_batch(batch, batch_axis=1)
 
     t = time.perf_counter()
-    compiled = runner._train.lower(state, dev_batch).compile()
+    compiled = runner.compile_train(state, dev_batch)
     compile_s = time.perf_counter() - t
     cost = compiled.cost_analysis()
     cost = cost[0] if isinstance(cost, (list, tuple)) else cost
@@ -130,7 +121,7 @@ def run_benchmark(config, steps: int = 20, warmup: int = 3, sampling: bool = Tru
 
     dev = jax.devices()[0]
     result = {
-        "config": cfg.model.name, "model": config_schema.to_dict(cfg)["model"],
+        "config": cfg.model.name, "model": config_schema.to_dict(cfg)["model"], "likelihood": run.likelihood,
         "device_kind": dev.device_kind, "platform": dev.platform, "num_devices": n_dev,
         "parallelism": cfg.train.parallelism, "batch_size": b, "steps_per_dispatch": k,
         "dtype": cfg.model.dtype, "num_params": int(sum(np.size(p) for p in jax.tree.leaves(params))),

@@ -171,13 +171,12 @@ def _train_one(label: str, overrides: dict, n: int, num_steps: int, eval_every: 
     """Trains one (model, n) by dgm_jax.train_and_evaluate; the exact metrics of its test record."""
     import dgm_jax
     from dgm_jax.metric_writers import read_metrics
-    from experiments.configs import synthetic as synthetic_config
+    from experiments.configs import base, synthetic as synthetic_config
 
     config = synthetic_config.get_config()
     config.data.synthetic_num_eval = 2_000       # validation selects the step, test is reported
     config.data.train_subset = n                 # nested subsets of the same 10,000 samples
-    for key, value in overrides.items():
-        setattr(config.model, key, value)
+    base.with_model(config, overrides["name"], **{k: v for k, v in overrides.items() if k != "name"})
     config.optim.learning_rate = 1e-2 if overrides["name"] in ("bernoulli", "fvsbn") else 2e-3
     # Small sets are data-bound (grain's shuffle costs ~0.3 ms an image at n = 100): halve the batch there.
     config.train.batch_size = 100 if n >= 200 else max(10, n // 2)

@@ -79,7 +79,7 @@ def test_splits_depend_on_synthetic_fields_only():
 
 
 def _runner_and_params(model_name, image_shape, params):
-    model = models.build_model(config_schema.ModelConfig(name=model_name), image_shape)
+    model = models.build_model(config_schema.model_config(model_name), image_shape)
     runner = parallel.make_runner("pmap", model=model)
     return runner, runner.put_state(params)
 
@@ -90,8 +90,8 @@ def test_exact_kl_is_zero_for_the_teacher_and_the_total_correlation_for_marginal
     the true marginals are exactly the total correlation away."""
     truth = synthetic.known_distribution("fvsbn", 4, 0)
     t = truth.teacher
-    runner, params = _runner_and_params("fvsbn", (4, 4, 1), {"weights": t.weights.astype(np.float32),
-                                                             "bias": t.bias.astype(np.float32)})
+    runner, params = _runner_and_params("fvsbn", (4, 4, 1), {"weights": t.weights[:, None, :].astype(np.float32),   # [D, P=1, D]
+                                                             "bias": t.bias[:, None].astype(np.float32)})
     m = known_truth.exact_metrics(runner, params, truth, 4096, nll=truth.entropy + 0.01, nll_stderr=0.02)
     assert m["exact_kl"] == pytest.approx(0.0, abs=1e-4)
     assert m["model_log_mass"] == pytest.approx(0.0, abs=1e-4)
@@ -101,7 +101,7 @@ def test_exact_kl_is_zero_for_the_teacher_and_the_total_correlation_for_marginal
 
     marg = np.exp(truth.log_probs) @ truth.images.reshape(-1, 16)
     runner, params = _runner_and_params("bernoulli", (4, 4, 1),
-                                        {"logits": np.log(marg / (1 - marg)).reshape(4, 4, 1).astype(np.float32)})
+                                        {"logits": np.log(marg / (1 - marg)).reshape(4, 4, 1, 1).astype(np.float32)})
     m = known_truth.exact_metrics(runner, params, truth, 4096, nll=0.0, nll_stderr=0.0)
     total_correlation = -np.sum(marg * np.log(marg) + (1 - marg) * np.log(1 - marg)) - truth.entropy
     assert m["exact_kl"] == pytest.approx(total_correlation, abs=1e-4)

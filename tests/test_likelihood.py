@@ -8,6 +8,12 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from dgm_jax import likelihood
+from dgm_jax.observations.bernoulli import Bernoulli
+
+
+def bernoulli_log_prob(logits, x):
+    """[B] log p(x) of binary x [B, H, W, C] under Bernoulli sub-pixels with logits [B, H, W, C]."""
+    return Bernoulli(num_channels=x.shape[-1]).log_prob(logits[..., None], x)
 
 
 def test_matches_hand_computation():
@@ -16,7 +22,7 @@ def test_matches_hand_computation():
     cases = {(1, 1): math.log(0.5 * 0.75), (1, 0): math.log(0.5 * 0.25), (0, 0): math.log(0.5 * 0.25)}
     for bits, expected in cases.items():
         x = jnp.array(bits, jnp.float32).reshape(1, 1, 2, 1)
-        assert float(likelihood.bernoulli_log_prob(logits, x)[0]) == pytest.approx(expected, rel=1e-6)
+        assert float(bernoulli_log_prob(logits, x)[0]) == pytest.approx(expected, rel=1e-6)
 
 
 def test_per_image_sum_and_shape():
@@ -25,7 +31,7 @@ def test_per_image_sum_and_shape():
     x = rng.integers(0, 2, size=(3, 2, 2, 1)).astype(np.float32)
     p = 1 / (1 + np.exp(-logits))
     expected = np.sum(np.where(x == 1, np.log(p), np.log(1 - p)), axis=(1, 2, 3))
-    out = likelihood.bernoulli_log_prob(jnp.asarray(logits), jnp.asarray(x))
+    out = bernoulli_log_prob(jnp.asarray(logits), jnp.asarray(x))
     assert out.shape == (3,)
     np.testing.assert_allclose(np.asarray(out), expected, rtol=1e-5)
 
@@ -34,11 +40,11 @@ def test_extreme_logits_stay_finite_and_exact():
     # log(sigmoid(-200)) underflows to -inf; log_sigmoid gives -200 exactly.
     logits = jnp.array([-200.0, 200.0]).reshape(1, 1, 2, 1)
     x = jnp.array([1.0, 0.0]).reshape(1, 1, 2, 1)
-    out = float(likelihood.bernoulli_log_prob(logits, x)[0])
+    out = float(bernoulli_log_prob(logits, x)[0])
     assert out == pytest.approx(-400.0, rel=1e-6)
     naive = jnp.sum(jnp.log(jax.nn.sigmoid(logits)) * x + jnp.log(1 - jax.nn.sigmoid(logits)) * (1 - x))
     assert not np.isfinite(float(naive))  # the pitfall the explicit function avoids
-    grad = jax.grad(lambda l: likelihood.bernoulli_log_prob(l, x).sum())(logits)
+    grad = jax.grad(lambda l: bernoulli_log_prob(l, x).sum())(logits)
     assert np.all(np.isfinite(np.asarray(grad)))
 
 
@@ -51,9 +57,9 @@ def test_log_mean_exp_is_mixture():
     assert float(likelihood.log_mean_exp(a, axis=0)[0]) == pytest.approx(math.log(0.4), rel=1e-6)
 
 
-def test_check_binary_names_values():
-    with pytest.raises(ValueError, match=r"found values 0, 0.5, 1"):
-        likelihood.check_binary(np.array([0, 0.5, 1.0]), "my set")
+def test_check_data_names_values():
+    with pytest.raises(ValueError, match=r"my set: .* pixel values 0/1, found 0.5"):
+        Bernoulli().check_data(np.array([0, 0.5, 1.0]), "my set")
 
 
 @settings(max_examples=30, deadline=None)
@@ -64,11 +70,11 @@ def test_property_probabilities_normalize_per_pixel(shape, scale, seed):
     rng = np.random.default_rng(seed)
     logits = jnp.asarray(rng.normal(size=shape).astype(np.float32) * scale)
     ones, zeros = jnp.ones(shape), jnp.zeros(shape)
-    lp1 = likelihood.bernoulli_log_prob(logits, ones)
-    lp0 = likelihood.bernoulli_log_prob(logits, zeros)
+    lp1 = bernoulli_log_prob(logits, ones)
+    lp0 = bernoulli_log_prob(logits, zeros)
     assert np.all(np.asarray(lp1) <= 1e-6) and np.all(np.asarray(lp0) <= 1e-6)
     # With one pixel per image the two must sum (in probability) to one.
     single = logits.reshape(-1, 1, 1, 1)
-    p = jnp.exp(likelihood.bernoulli_log_prob(single, jnp.ones_like(single))) + \
-        jnp.exp(likelihood.bernoulli_log_prob(single, jnp.zeros_like(single)))
+    p = jnp.exp(bernoulli_log_prob(single, jnp.ones_like(single))) + \
+        jnp.exp(bernoulli_log_prob(single, jnp.zeros_like(single)))
     np.testing.assert_allclose(np.asarray(p), 1.0, rtol=1e-5)

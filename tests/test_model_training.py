@@ -5,13 +5,12 @@ import pytest
 import dgm_jax
 from dgm_jax import models
 from dgm_jax.metric_writers import read_metrics
+from experiments.configs import base
 
 
 def _tiny(tiny_config, name, steps):
-    c = tiny_config
-    c.model.name = name
-    c.model.num_masks = 2 if name == "made" else 1
-    c.model.num_eval_masks = 2 if name == "made" else 1
+    c = base.with_model(tiny_config, name, **({"num_masks": 2, "num_eval_masks": 2} if name == "made" else {}))
+    base.tiny(c)                                   # the tiny sizes of the new model's own fields
     c.train.num_steps = steps
     c.train.eval_every = steps // 3
     c.train.checkpoint_every = steps // 3

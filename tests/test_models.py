@@ -15,8 +15,8 @@ import numpy as np
 import optax
 import pytest
 
-from dgm_jax import likelihood, models
-from dgm_jax.config_schema import ModelConfig
+from dgm_jax import config_schema, likelihood, models
+from dgm_jax.observations.bernoulli import Bernoulli
 from dgm_jax.models import count_params
 from dgm_jax.models.gated_pixelcnn import down_shift, gate_half_indices
 from dgm_jax.models.made import hidden_degrees
@@ -38,12 +38,14 @@ TINY = {  # per model: the smallest sizes that still exercise every code path
 def test_registry_covers_the_family():
     assert set(models.MODEL_NAMES) == set(TINY)
     with pytest.raises(ValueError, match="Unknown model"):
-        models.build_model(ModelConfig(name="pixelcnnn"), (5, 5, 1))
+        models.get_spec("pixelcnnn")
+    with pytest.raises(config_schema.ConfigError, match="pixelcnnn"):
+        config_schema.model_config("pixelcnnn")
 
 
-def build(name, image_shape, conditional=False, **overrides):
-    cfg = ModelConfig(name=name, conditional=conditional, **{**TINY[name], **overrides})
-    return models.build_model(cfg, image_shape, NUM_CLASSES)
+def build(name, image_shape, conditional=False, likelihood="auto", num_levels=2, **overrides):
+    cfg = config_schema.model_config(name, likelihood, conditional=conditional, **{**TINY[name], **overrides})
+    return models.build_model(cfg, image_shape, NUM_CLASSES, num_levels=num_levels)
 
 
 def param_shapes(model):
@@ -187,8 +189,8 @@ ALL_3x3 = jnp.asarray(list(itertools.product([0.0, 1.0], repeat=9)), jnp.float32
 def test_sums_to_one_over_all_3x3_images(name, conditional):
     model = build(name, (3, 3, 1), conditional)
     params = random_params(model, seed=5, scale=1.0)
-    log_p = jax.jit(lambda y, k: likelihood.bernoulli_log_prob(
-        model.apply({"params": params}, ALL_3x3, y, mask_index=k), ALL_3x3))
+    log_p = jax.jit(lambda y, k: model.obs.log_prob(model.apply({"params": params}, ALL_3x3, y, mask_index=k),
+                                                    ALL_3x3))
     classes = range(NUM_CLASSES) if conditional else [None]
     dists = []
     for c in classes:
@@ -314,7 +316,7 @@ def _fit(model, x, steps, lr):
 
     def loss(p):
         logits = model.apply({"params": p}, x[:1]).reshape(1, -1)
-        return -jnp.mean(likelihood.bernoulli_log_prob(jnp.broadcast_to(logits, flat.shape), flat))
+        return -jnp.mean(Bernoulli().log_prob(jnp.broadcast_to(logits, flat.shape)[..., None], flat))
 
     def step(carry, _):
         p, s = carry
@@ -350,7 +352,7 @@ def test_bernoulli_mle_on_digits_matches_closed_form():
     constant = (theta == 0) | (theta == 1)
     assert constant.any() and (~constant).any()                                 # both kinds exist
     params, mean_ll = jax.jit(lambda v: _fit(build("bernoulli", (8, 8, 1)), v, 800, 4.0))(x)
-    logits = np.asarray(params["logits"])
+    logits = np.asarray(params["logits"]).reshape(theta.shape)   # [H, W, C, P=1] -> [H, W, C]
     np.testing.assert_allclose(1 / (1 + np.exp(-logits)), theta, atol=1e-3)
     clip = math.log((1 - 1e-3) / 1e-3)
     assert np.all(np.where(theta[constant] == 1, logits[constant], -logits[constant]) >= clip)
@@ -374,7 +376,7 @@ def test_nade_running_sum_equals_naive_d_passes(conditional):
         c = p["c"] + (y[b] @ p["cond"]["kernel"] if conditional else 0.0)
         for i in range(d):                                  # one full pass per conditional
             h = sigmoid(c + p["W"][:i].T @ xb[:i])
-            naive[b, i] = p["b"][i] + p["V"][i] @ h
+            naive[b, i] = p["b"][i, 0] + h @ p["V"][i, :, 0]      # P = 1 output per sub-pixel
     np.testing.assert_allclose(fast.reshape(3, d), naive, rtol=1e-5, atol=1e-5)
 
 
@@ -391,3 +393,65 @@ def test_param_counts_of_the_test_models():
     assert counts["nade"] == 2 * d * 6 + 6 + d
     # two hidden layers of 12, the output layer, and the direct input->output path (d x d, no bias)
     assert counts["made"] == (d * 12 + 12) + (12 * 12 + 12) + (12 * d + d) + d * d
+
+
+# ----------------------------------------------------------------------------- grey levels and colour
+
+LEVELS = 4
+RGB = {"pixelcnn": {"num_features": 6, "head_features": 6},          # widths divisible by C = 3
+       "gated_pixelcnn": {"num_features": 6, "head_features": 6}}
+MULTI_LIKELIHOODS = [("categorical", {}), ("discretized_logistic_mixture", {"num_mixtures": 2})]
+
+
+def all_images(shape, k):
+    """Every image of `shape` (H, W, C) with k levels per sub-pixel: [k^(HWC), H, W, C]."""
+    d = int(np.prod(shape))
+    levels = np.array(list(itertools.product(range(k), repeat=d)), np.float32) / (k - 1)
+    return jnp.asarray(levels.reshape((-1,) + tuple(shape)))
+
+
+def random_levels(seed, shape, k=LEVELS):
+    return jnp.asarray(np.random.default_rng(seed).integers(0, k, shape) / (k - 1), jnp.float32)
+
+
+@pytest.mark.parametrize("lik,lik_opts", MULTI_LIKELIHOODS, ids=[m[0] for m in MULTI_LIKELIHOODS])
+@pytest.mark.parametrize("name", list(TINY))
+def test_subpixel_autoregressive_by_jacobian_rgb(name, lik, lik_opts):
+    """RGB with 4 levels: every output of sub-pixel i (all P of them) has zero derivative with
+    respect to every sub-pixel j >= i in raster order over (row, col, channel). So R never reads
+    G or B of its own pixel, G reads R but not B, B reads R and G; and G does read R."""
+    model = build(name, (3, 3, 3), likelihood=lik, num_levels=LEVELS, **lik_opts, **RGB.get(name, {}))
+    params = random_params(model)
+    x = random_levels(11, (2, 3, 3, 3))
+    p = model.params_per_subpixel
+    d = 27
+    future = np.repeat(np.triu(np.ones((d, d), bool)), p, axis=0)          # [D * P, D]
+    for mask_index in range(models.num_train_masks(model)):
+        jac = jacobian(model, params, x, None, mask_index)                  # [B, D * P, D]
+        assert jac.shape[1:] == (d * p, d)
+        assert not np.any(jac[:, future] != 0), f"mask {mask_index}: an output reads its own or a later sub-pixel"
+    if name != "bernoulli":
+        reads = np.any(jac != 0, axis=0).reshape(d, p, d).any(axis=1)       # [sub-pixel i, j]
+        centre = 4 * 3                                                       # pixel (1, 1): R, G, B at 12, 13, 14
+        assert reads[centre + 1, centre] and reads[centre + 2, centre] and reads[centre + 2, centre + 1]
+
+
+@pytest.mark.parametrize("lik,lik_opts", MULTI_LIKELIHOODS, ids=[m[0] for m in MULTI_LIKELIHOODS])
+@pytest.mark.parametrize("name,shape", [(n, s) for n in TINY for s in ((2, 2, 1), (1, 1, 3))],
+                         ids=[f"{n}-{'grey2x2' if s[2] == 1 else 'rgb1x1'}" for n in TINY
+                              for s in ((2, 2, 1), (1, 1, 3))])
+def test_multilevel_models_sum_to_one_by_enumeration(name, shape, lik, lik_opts):
+    """2x2 grey images with 4 levels (256 images) and one RGB pixel with 4 levels per channel
+    (64 images): sum_x p(x) = 1 for every model and observation model, every mask and the
+    MADE ensemble, with random parameters."""
+    model = build(name, shape, likelihood=lik, num_levels=LEVELS, **lik_opts,
+                  **(RGB.get(name, {}) if shape[2] == 3 else {}))
+    params = random_params(model, seed=3, scale=1.0)
+    x = all_images(shape, LEVELS)
+    log_p = jax.jit(lambda k: model.obs.log_prob(model.apply({"params": params}, x, mask_index=k), x))
+    per_mask = jnp.stack([log_p(jnp.int32(k)) for k in range(models.num_eval_masks(model))])
+    for lp in per_mask:
+        assert np.exp(np.asarray(lp, np.float64)).sum() == pytest.approx(1.0, abs=2e-5)
+    mixture = np.asarray(likelihood.model_log_prob(model, params, x), np.float64)
+    assert np.exp(mixture).sum() == pytest.approx(1.0, abs=2e-5)
+    assert np.std(mixture) > 1e-3                                   # not the uniform distribution

@@ -6,11 +6,11 @@ from conftest import run_python
 SCRIPT = r"""
 import json, jax, jax.numpy as jnp, numpy as np
 from dgm_jax import models, optim, parallel, train_state
-from dgm_jax.config_schema import ModelConfig, OptimConfig
+from dgm_jax.config_schema import OptimConfig, model_config
 
 assert jax.local_device_count() == 2, jax.devices()
-model = models.build_model(ModelConfig(name="pixelcnn", num_features=8, num_layers=2, first_kernel_size=3,
-                                       conditional=True), (6, 6, 1), num_classes=3)
+model = models.build_model(model_config("pixelcnn", num_features=8, num_layers=2, first_kernel_size=3,
+                                        conditional=True), (6, 6, 1), num_classes=3)
 ocfg = OptimConfig(name="adam", learning_rate=1e-2, warmup_steps=0, ema_decay=0.9, grad_clip_norm=1.0)
 tx, sched = optim.make_optimizer(ocfg, 10), optim.make_schedule(ocfg, 10)
 rng = np.random.default_rng(0)

@@ -6,6 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from dgm_jax.observations.bernoulli import Bernoulli
 from dgm_jax import config_schema, models, penalties, steps
 
 PARAMS = {"conv": {"kernel": jnp.array([[1.0, -2.0], [3.0, 4.0]]), "bias": jnp.array([1.0, -1.0])},
@@ -20,22 +21,29 @@ def test_l2_and_l1_match_hand_computation():
     assert float(penalties.masked(penalties.l1, "biases")(PARAMS)) == pytest.approx(4.0)
 
 
+BERNOULLI = Bernoulli()
+
+
+def confidence(params, logits, **kw):
+    """The confidence penalty of Bernoulli sub-pixels with logits [B, H, W, C] (outputs with P = 1)."""
+    return penalties.confidence(params, outputs=logits[..., None], observation=BERNOULLI, **kw)
+
+
 def test_confidence_is_the_negative_entropy_of_the_conditionals():
     rng = np.random.default_rng(0)
     logits = rng.normal(size=(3, 4, 4, 1)) * 3
     p = 1 / (1 + np.exp(-logits))
     by_hand = np.mean(np.sum(p * np.log(p) + (1 - p) * np.log1p(-p), axis=(1, 2, 3)))
-    got = penalties.confidence(None, logits=jnp.asarray(logits, jnp.float32))
+    got = confidence(None, jnp.asarray(logits, jnp.float32))
     assert float(got) == pytest.approx(by_hand, rel=1e-5)
     # Uniform conditionals: -D log 2 (the minimum); saturated ones: 0 and finite, gradient finite too.
-    assert float(penalties.confidence(None, logits=jnp.zeros((2, 4, 4, 1)))) == pytest.approx(-16 * math.log(2))
+    assert float(confidence(None, jnp.zeros((2, 4, 4, 1)))) == pytest.approx(-16 * math.log(2))
     big = jnp.full((2, 4, 4, 1), 200.0)
-    assert float(penalties.confidence(None, logits=big)) == pytest.approx(0.0, abs=1e-6)
-    g = jax.grad(lambda l: penalties.confidence(None, logits=l))(jnp.array([[100.0, -100.0, 0.3]]))
+    assert float(confidence(None, big)) == pytest.approx(0.0, abs=1e-6)
+    g = jax.grad(lambda l: confidence(None, l))(jnp.array([[100.0, -100.0, 0.3]]))
     assert np.all(np.isfinite(g))
     # batch['mask'] weights examples: padding rows do not count.
-    masked = penalties.confidence(None, logits=jnp.asarray(logits, jnp.float32),
-                                  batch={"mask": jnp.array([1.0, 1.0, 0.0])})
+    masked = confidence(None, jnp.asarray(logits, jnp.float32), batch={"mask": jnp.array([1.0, 1.0, 0.0])})
     by_hand2 = np.mean(np.sum(p * np.log(p) + (1 - p) * np.log1p(-p), axis=(1, 2, 3))[:2])
     assert float(masked) == pytest.approx(by_hand2, rel=1e-5)
 
@@ -46,7 +54,7 @@ def _selected_paths(params, mask):
 
 
 def test_masks_select_the_right_leaves_of_a_real_model():
-    cfg = config_schema.ModelConfig(name="pixelcnn", num_features=4, num_layers=1, first_kernel_size=3)
+    cfg = config_schema.model_config("pixelcnn", num_features=4, num_layers=1, first_kernel_size=3)
     model = models.build_model(cfg, (8, 8, 1), 10)
     shapes = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, 8, 8, 1)), None)["params"]
     params = jax.tree.map(lambda s: jnp.full(s.shape, 0.5, s.dtype), shapes)   # no compile needed
@@ -83,7 +91,7 @@ def test_schedules():
     # Through from_config, under jit with a traced step: the total follows the schedule.
     fn = jax.jit(penalties.from_config([("l1", 2.0, "all", "linear_warmup", 10)], num_steps=100))
     for step, w in ((0, 0.0), (4, 0.8), (10, 2.0), (99, 2.0)):
-        total, terms = fn(PARAMS, batch={}, logits=None, step=jnp.int32(step), rng=jax.random.key(0))
+        total, terms = fn(PARAMS, batch={}, outputs=None, step=jnp.int32(step), rng=jax.random.key(0))
         assert float(terms["l1"]) == pytest.approx(14.5)              # logged unweighted
         assert float(total) == pytest.approx(w * 14.5, rel=1e-6)
 
@@ -95,13 +103,13 @@ def test_combined_value_and_gradient_are_the_weighted_sums_of_the_parts():
     fn = penalties.from_config(cfgs, num_steps=10)
 
     def combined(p, lg):
-        return fn(p, batch={}, logits=lg, step=0, rng=jax.random.key(0))[0]
+        return fn(p, batch={}, outputs=lg[..., None], observation=BERNOULLI, step=0, rng=jax.random.key(0))[0]
 
-    total, terms = fn(PARAMS, batch={}, logits=logits, step=0, rng=jax.random.key(0))
+    total, terms = fn(PARAMS, batch={}, outputs=logits[..., None], observation=BERNOULLI, step=0, rng=jax.random.key(0))
     assert set(terms) == {"l2_kernels", "l1", "confidence", "l2_biases"}
     parts = [(0.1, lambda p, lg: penalties.masked(penalties.l2, "kernels")(p)),
              (0.01, lambda p, lg: penalties.l1(p)),
-             (0.5, lambda p, lg: penalties.confidence(p, logits=lg))]
+             (0.5, lambda p, lg: confidence(p, lg))]
     assert float(total) == pytest.approx(sum(w * float(f(PARAMS, logits)) for w, f in parts), rel=1e-6)
     assert float(terms["l2_biases"]) == pytest.approx(0.5 * 6)        # weight 0: logged, not added
     g = jax.jit(jax.grad(combined, argnums=(0, 1)))(PARAMS, logits)
@@ -113,7 +121,7 @@ def test_combined_value_and_gradient_are_the_weighted_sums_of_the_parts():
 
 def test_loss_gradient_is_nll_gradient_plus_penalty_gradients():
     """Through steps.loss_fn: grad(nll + sum lambda R) = grad nll + sum lambda grad R (a real model, MADE)."""
-    cfg = config_schema.ModelConfig(name="made", num_hidden=8)
+    cfg = config_schema.model_config("made", num_hidden=8)
     model = models.build_model(cfg, (4, 4, 1), 10)
     x = (jax.random.uniform(jax.random.key(2), (3, 4, 4, 1)) > 0.5).astype(jnp.float32)
     params = jax.jit(model.init)(jax.random.key(0), x, None)["params"]
@@ -124,7 +132,8 @@ def test_loss_gradient_is_nll_gradient_plus_penalty_gradients():
     def all_grads(p):
         grad = lambda f: jax.grad(lambda q: steps.loss_fn(q, {"x": x}, rng, step, model=model, penalty_fn=f)[0])(p)
         g_l2 = jax.grad(lambda q: penalties.masked(penalties.l2, "kernels")(q))(p)
-        g_conf = jax.grad(lambda q: penalties.confidence(q, logits=model.apply({"params": q}, x, None)))(p)
+        g_conf = jax.grad(lambda q: penalties.confidence(q, outputs=model.apply({"params": q}, x, None),
+                                                                observation=model.obs))(p)
         return grad(pen), grad(None), g_l2, g_conf
 
     g_all, g_nll, g_l2, g_conf = all_grads(params)
@@ -151,5 +160,5 @@ def test_from_config_rejects_unknown_names_masks_schedules_and_bad_weights():
         penalties.from_config([("l2", 1.0, "all", "linear_warmup", 0)], num_steps=10)
     # Two terms of the same name and mask get distinct logged names.
     fn = penalties.from_config([("l2", 1.0), ("l2", 2.0)], num_steps=10)
-    total, terms = fn(PARAMS, batch={}, logits=None, step=0, rng=jax.random.key(0))
+    total, terms = fn(PARAMS, batch={}, outputs=None, step=0, rng=jax.random.key(0))
     assert set(terms) == {"l2", "l2_2"} and float(total) == pytest.approx(3 * 18.125)

@@ -13,10 +13,12 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from dgm_jax import likelihood
 from dgm_jax.models.masked_conv import MaskedConv2D, channel_groups, conv_mask
+from dgm_jax.observations.bernoulli import Bernoulli
 
 SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 # One compilation per shape (eager dispatch would compile every primitive separately).
-log_prob = jax.jit(likelihood.bernoulli_log_prob)
+# Bernoulli sub-pixels: logits [B, H, W, C] are the P = 1 outputs [B, H, W, C, 1].
+log_prob = jax.jit(lambda logits, x: Bernoulli(num_channels=x.shape[-1]).log_prob(logits[..., None], x))
 log_mean_exp = jax.jit(likelihood.log_mean_exp, static_argnames="axis")
 
 

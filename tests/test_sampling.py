@@ -9,14 +9,15 @@ import numpy as np
 import pytest
 
 from dgm_jax import models, sampling
-from dgm_jax.config_schema import ModelConfig
+from dgm_jax import config_schema
 from conftest import run_python
 
 
-def build(name, shape, conditional=False, **kw):
-    cfg = dataclasses.replace(ModelConfig(), name=name, num_features=8, num_layers=2, first_kernel_size=3,
-                              num_hidden=16, conditional=conditional, **kw)
-    return models.build_model(cfg, shape, 3)
+def build(name, shape, conditional=False, num_levels=2, **kw):
+    sizes = dict(num_features=8, num_layers=2, first_kernel_size=3, num_hidden=16, **kw)
+    keys = config_schema.model_keys(name, kw.get("likelihood", "auto"))
+    cfg = config_schema.model_config(name, conditional=conditional, **{k: v for k, v in sizes.items() if k in keys})
+    return models.build_model(cfg, shape, 3, num_levels=num_levels)
 
 
 def init(model, scale=1.0, seed=0):
@@ -115,11 +116,10 @@ def test_two_devices_draw_the_same_samples_as_one():
     out = run_python(textwrap.dedent("""
         import dataclasses, jax, jax.numpy as jnp, numpy as np
         from dgm_jax import models, sampling
-        from dgm_jax.config_schema import ModelConfig
+        from dgm_jax.config_schema import model_config
         assert jax.local_device_count() == 2
         for name, method in (("gated_pixelcnn", "fast"),):
-            cfg = dataclasses.replace(ModelConfig(), name=name, num_features=8, num_layers=2,
-                                      first_kernel_size=3, conditional=True)
+            cfg = model_config(name, num_features=8, num_layers=2, first_kernel_size=3, conditional=True)
             model = models.build_model(cfg, (6, 6, 1), 3)
             params = model.init(jax.random.key(0), jnp.zeros((1, 6, 6, 1)), jnp.zeros((1, 3)))["params"]
             params = jax.tree.map(lambda p: 2 * p, params)

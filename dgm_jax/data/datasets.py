@@ -1,4 +1,4 @@
-"""Image data sets as host numpy arrays, and the binarization rules that make them binary.
+"""Image data sets as host numpy arrays, and the rules that make them binary or keep their grey levels.
 
 ``load_dataset(cfg)`` looks ``cfg.name`` up in a registry of loaders (name ->
 function returning :class:`dgm_jax.data.splits.RawSplits`), checks what the
@@ -8,8 +8,9 @@ are loaded: :mod:`.embedded` (mnist5k, digits), :mod:`.tfds_sets`
 (binarized_mnist, mnist, fashion_mnist), :mod:`.npz_file` (npz). Another
 module adds a set with :func:`register_dataset` (e.g. ``synthetic``).
 
-Binarization (``cfg.binarization``); the models are Bernoulli, so every image
-they see is exactly 0/1:
+Binarization (``cfg.binarization``): the first three make every image the
+models see exactly 0/1 (2 levels, a Bernoulli likelihood by default); ``none``
+keeps the stored grey levels:
   static     the data must already be binary; anything else is a ValueError at
              load time naming the set and the values found.
   threshold  pixel = intensity > cfg.threshold (0 <= threshold < 1).
@@ -19,7 +20,12 @@ they see is exactly 0/1:
              practice, so scores are comparable between runs and machines.
              On binary data (e.g. binarized_mnist) dynamic is allowed and equals
              static, since Bernoulli(0) and Bernoulli(1) are deterministic.
-Scores are only comparable within one scheme (static vs dynamic differ).
+  none       the images keep their K grey levels (mnist5k 256, digits 17,
+             photo_patches and cifar10 256 per colour channel), as
+             x = level / (K - 1); ``ImageDataset.num_levels`` is K and the
+             likelihood (categorical, discretized_logistic_mixture) models all K.
+Scores are only comparable within one scheme (static vs dynamic differ; a
+binary NLL is not comparable with a grey-level one).
 
 ``train_subset = n > 0`` keeps the first n training images of a fixed
 permutation (seed splits.SUBSET_SEED), for overfitting experiments.
@@ -33,7 +39,7 @@ from typing import Any, Callable
 import numpy as np
 
 from dgm_jax.config_schema import DataConfig
-from dgm_jax.data import embedded, npz_file, splits, tfds_sets
+from dgm_jax.data import embedded, npz_file, photos, splits, tfds_sets
 
 Loader = Callable[[DataConfig, int], splits.RawSplits]
 
@@ -43,6 +49,8 @@ _LOADERS: dict[str, Loader] = {
     "binarized_mnist": tfds_sets.load_binarized_mnist,
     "mnist": tfds_sets.load_mnist,
     "fashion_mnist": tfds_sets.load_fashion_mnist,
+    "cifar10": tfds_sets.load_cifar10,
+    "photo_patches": photos.load_photo_patches,
     "npz": npz_file.load_npz,
 }
 # The sets this module defines ('synthetic' is registered by data/synthetic.py).
@@ -102,6 +110,7 @@ class ImageDataset:
     num_classes: int
     binarization: str
     threshold: float
+    grey_levels: int = 1     # the stored level that means intensity 1 (255 for 8-bit data, 1 for binary)
     truth: Any = None
     # Not an init field, so dataclasses.replace(ds, images=...) starts with an empty cache.
     _eval_cache: dict = dataclasses.field(default_factory=dict, init=False, repr=False)
@@ -112,6 +121,11 @@ class ImageDataset:
         return tuple(self.images["train"].shape[1:])
 
     @property
+    def num_levels(self) -> int:
+        """K, the values per sub-pixel the models see: 2 once binarized, grey_levels + 1 with 'none'."""
+        return self.grey_levels + 1 if self.binarization == "none" else 2
+
+    @property
     def cond_dim(self) -> int:
         """Width of the conditioning vector: num_classes for int labels, D for [N, D] vectors, 0 if none."""
         y = self.labels["train"]
@@ -120,15 +134,15 @@ class ImageDataset:
         return self.num_classes if y.ndim == 1 else int(y.shape[1])
 
     def eval_images(self, split: str) -> np.ndarray:
-        """float32 {0,1} [N, H, W, C]: the fixed binarized images a split is scored on.
+        """float32 [N, H, W, C]: the fixed images a split is scored on (0/1, or level / (K - 1) for 'none').
 
-        static: as stored; threshold: intensity > threshold; dynamic: one
+        static and none: as stored; threshold: intensity > threshold; dynamic: one
         Bernoulli draw with seed :func:`eval_seed` (split) — identical on
         every call and every machine. Cached; treat the result as read-only.
         """
         if split not in self._eval_cache:
             x = self.images[split]
-            if self.binarization == "static":
+            if self.binarization in ("static", "none"):
                 out = x.view()   # a read-only view; the stored array stays writable
             elif self.binarization == "threshold":
                 out = threshold_images(x, self.threshold)
@@ -168,6 +182,16 @@ def _check_splits(name: str, raw: splits.RawSplits) -> None:
             raise ValueError(f"{name}: split {s!r} labels must be int32 in [0, {raw.num_classes})")
 
 
+def _check_grey_levels(name: str, raw: splits.RawSplits) -> None:
+    """binarization='none': every intensity must be level / grey_levels for an integer level."""
+    for s in splits.SPLITS:
+        x = raw.images[s] * raw.grey_levels
+        if np.abs(x - np.round(x)).max() > 1e-3:
+            raise ValueError(f"{name}: binarization='none' keeps grey levels, but split {s!r} has intensities that "
+                             f"are not multiples of 1/{raw.grey_levels} (e.g. float images); store 8-bit data as "
+                             "uint8, or binarize (static | dynamic | threshold)")
+
+
 def load_dataset(cfg: DataConfig, *, seed: int = 0) -> ImageDataset:
     """Loads cfg.name, checks it against cfg.binarization, applies cfg.train_subset.
 
@@ -176,8 +200,8 @@ def load_dataset(cfg: DataConfig, *, seed: int = 0) -> ImageDataset:
     """
     if cfg.name not in _LOADERS:
         raise ValueError(f"unknown data set {cfg.name!r}; valid names: {', '.join(_LOADERS)}")
-    if cfg.binarization not in ("static", "dynamic", "threshold"):
-        raise ValueError(f"data.binarization={cfg.binarization!r}; valid: static, dynamic, threshold")
+    if cfg.binarization not in ("static", "dynamic", "threshold", "none"):
+        raise ValueError(f"data.binarization={cfg.binarization!r}; valid: static, dynamic, threshold, none")
     if cfg.binarization == "threshold" and not 0.0 <= cfg.threshold < 1.0:
         raise ValueError(f"data.threshold={cfg.threshold} must be in [0, 1)")
     if cfg.train_subset < 0:
@@ -191,9 +215,12 @@ def load_dataset(cfg: DataConfig, *, seed: int = 0) -> ImageDataset:
                          f"{_describe_values(values, raw.grey_levels)}); "
                          "use binarization='dynamic' or 'threshold'")
 
+    if cfg.binarization == "none":
+        _check_grey_levels(cfg.name, raw)
     images, labels = dict(raw.images), dict(raw.labels)
     if cfg.train_subset > 0:
         idx = splits.subset_indices(len(images["train"]), cfg.train_subset)
         images["train"], labels["train"] = images["train"][idx], splits.take(labels["train"], idx)
     return ImageDataset(name=cfg.name, images=images, labels=labels, num_classes=raw.num_classes,
-                        binarization=cfg.binarization, threshold=cfg.threshold, truth=raw.truth)
+                        binarization=cfg.binarization, threshold=cfg.threshold, grey_levels=raw.grey_levels,
+                        truth=raw.truth)

@@ -12,9 +12,9 @@ binarized_mnist: the statically binarized MNIST of Larochelle & Murray (2011),
   Splits: train 50,000 / validation 10,000 / test 10,000, [28, 28, 1], values
   exactly 0/1, no labels (``validation_fraction`` does not apply). The order
   within a split is the one tfds wrote (its deterministic shuffle by key).
-mnist, fashion_mnist: ``tfds.data_source(name, data_dir=...)``, which downloads
-  and prepares on first use (network needed once). Grey 0..255 -> /255,
-  10 classes; validation carved from the official 60,000 training images by
+mnist, fashion_mnist, cifar10: ``tfds.data_source(name, data_dir=...)``, which
+  downloads and prepares on first use (network needed once; offline, prepare it
+  elsewhere and copy the data_dir). Grey 0..255 -> /255, 10 classes; validation carved from the official 60,000 training images by
   :func:`dgm_jax.data.splits.carve_validation`; test is the official 10,000.
 
 ``cfg.data_dir == ''`` means tfds's default (``~/tensorflow_datasets`` or
@@ -79,7 +79,7 @@ def load_binarized_mnist(cfg: DataConfig, seed: int = 0) -> splits.RawSplits:
 
 
 def _load_labelled_tfds(name: str, cfg: DataConfig) -> splits.RawSplits:
-    """mnist-like tfds sets with 'image' uint8 [28, 28, 1] and 'label'; validation carved from train."""
+    """tfds sets with 'image' uint8 [H, W, C] and 'label' (mnist, fashion_mnist, cifar10); validation carved from train."""
     import tensorflow_datasets as tfds
     try:
         sources = tfds.data_source(name, data_dir=cfg.data_dir or None)
@@ -97,6 +97,16 @@ def _load_labelled_tfds(name: str, cfg: DataConfig) -> splits.RawSplits:
         images={"train": train_x, "validation": val_x, "test": to_intensity(data["test"]["image"])},
         labels={"train": train_y, "validation": val_y, "test": data["test"]["label"].astype(np.int32)},
         num_classes=10, grey_levels=255)
+
+
+def load_cifar10(cfg: DataConfig, seed: int = 0) -> splits.RawSplits:
+    """tfds 'cifar10': 32x32x3 8-bit colour, 50,000 train (validation carved from it) / 10,000 test, 10 classes.
+
+    Needs the data prepared by tfds first (tfds.data_source('cifar10', data_dir=DIR) on a machine
+    with network access, then data.data_dir=DIR here); use data.binarization='none'.
+    """
+    del seed
+    return _load_labelled_tfds("cifar10", cfg)
 
 
 def load_mnist(cfg: DataConfig, seed: int = 0) -> splits.RawSplits:

@@ -10,7 +10,7 @@ layer's features with kernel k = kernel_size. F = num_features.
                 g_l  = tanh(h~_l^f) * sigmoid(h~_l^g)                        [F]
                 h_l  = h_{l-1} + Res_l(g_l)   for l >= 1;   h_0 = Res_0(g_0)  (no residual)
                 s_l  = Skip_l(g_l)
-    logits = Out_2(relu(Out_1(relu(sum_l s_l))))                             [C]
+    outputs = Out_2(relu(Out_1(relu(sum_l s_l))))                            [C x P]
 
 (v_{-1} = h_{-1} = x'.) The conditioning V y (a position-independent bias,
 y a one-hot class or any vector) enters BOTH halves f and g of the gate, in
@@ -58,6 +58,7 @@ one-row horizontal stack once per pixel. ``__call__`` composes the two.
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Sequence
 
 import flax.linen as nn
@@ -65,7 +66,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dgm_jax.models.base import AutoregressiveImageModel
 from dgm_jax.models.masked_conv import MaskedConv2D, conv_mask
+from dgm_jax.models.spec import ModelSpec
 
 
 def down_shift(v: jax.Array) -> jax.Array:
@@ -131,16 +134,21 @@ class HorizontalConv(nn.Module):
         return _conv(x, kernel * mask, ((0, 0), (p, 0)), self.dtype) + bias.astype(self.dtype)
 
 
-class GatedPixelCNN(nn.Module):
-    image_shape: tuple[int, int, int]
+@dataclasses.dataclass(frozen=True)
+class Config:
+    num_features: int = 64           # F: maps per stack (the gates read 2F); divisible by the C sub-pixels
+    num_layers: int = 5              # gated layers after the first one
+    kernel_size: int = 3             # odd k: vertical (k//2+1) x k, horizontal 1 x (k//2+1)
+    first_kernel_size: int = 7       # odd k0 of layer 0 (its horizontal tap excludes the current pixel)
+    head_features: int = 0           # width of the 1x1 ReLU layer before the outputs (0 = num_features)
+
+
+class GatedPixelCNN(AutoregressiveImageModel):
     num_features: int = 64
     num_layers: int = 5
     kernel_size: int = 3
     first_kernel_size: int = 7
     head_features: int = 0
-    num_classes: int = 0
-    conditional: bool = False
-    dtype: Any = jnp.float32
 
     @property
     def receptive_field_rows(self) -> int:
@@ -168,21 +176,20 @@ class GatedPixelCNN(nn.Module):
             self.v_conds = [nn.Dense(2 * feats, use_bias=False, dtype=dt) for _ in sizes]
             self.h_conds = [nn.Dense(2 * feats, use_bias=False, dtype=dt) for _ in sizes]
         self.head_hidden = MaskedConv2D(head, (1, 1), "B", c, dtype=dt)
-        self.head_logits = MaskedConv2D(c, (1, 1), "B", c, dtype=dt)
+        # The P outputs of each sub-pixel, group by group (group g = sub-pixel g).
+        self.head_logits = MaskedConv2D(c * self.params_per_subpixel, (1, 1), "B", c, dtype=dt)
 
-    def _condition(self, y):
-        if not self.conditional:
-            return None
-        if y is None:
-            raise ValueError("a conditional gated PixelCNN needs y [B, D]")
-        return y
+    def head(self, skip: jax.Array) -> jax.Array:
+        """[..., F] summed skips -> outputs [..., C, P] float32."""
+        out = self.head_logits(nn.relu(self.head_hidden(nn.relu(skip))))
+        return out.reshape(out.shape[:-1] + (self.image_shape[-1], self.params_per_subpixel)).astype(jnp.float32)
 
     def vertical_stack(self, x: jax.Array, y: jax.Array | None = None) -> tuple[jax.Array, ...]:
-        """x [B, h, W, C] binary -> the L+1 vertical pre-activations v~_l [B, h, W, 2F] (NOT shifted).
+        """x [B, h, W, C] in [0, 1] -> the L+1 vertical pre-activations v~_l [B, h, W, 2F] (NOT shifted).
 
         Row r of v~_l depends on rows r - S_l .. r of x only.
         """
-        y = self._condition(y)
+        y = self.condition(y)
         c = self.image_shape[-1]
         v = 2.0 * x.astype(self.dtype) - 1.0
         pres = []
@@ -196,13 +203,13 @@ class GatedPixelCNN(nn.Module):
         return tuple(pres)
 
     def horizontal_stack(self, x: jax.Array, v_above: Sequence[jax.Array], y: jax.Array | None = None) -> jax.Array:
-        """Logits [B, h, W, C] float32 of the rows of x [B, h, W, C].
+        """Outputs [B, h, W, C, P] float32 of the rows of x [B, h, W, C].
 
         v_above[l]: [B, h, W, 2F], the vertical pre-activation of the row ABOVE each row of x,
         i.e. the matching rows of down_shift(vertical_stack(x_full)[l]) (zeros for row 0).
         Rows are independent (all convolutions here are 1 x k).
         """
-        y = self._condition(y)
+        y = self.condition(y)
         c = self.image_shape[-1]
         h = 2.0 * x.astype(self.dtype) - 1.0
         skip = 0.0
@@ -215,11 +222,135 @@ class GatedPixelCNN(nn.Module):
             if l < self.num_layers:               # the last layer's h is read by nobody
                 # No residual around layer 0: h_0 must not contain x itself.
                 h = self.residuals[l](g) if l == 0 else h + self.residuals[l](g)
-        out = self.head_hidden(nn.relu(skip))
-        return self.head_logits(nn.relu(out)).astype(jnp.float32)
+        return self.head(skip)
 
     def __call__(self, x: jax.Array, y: jax.Array | None = None, mask_index=0) -> jax.Array:
-        """x: [B, H, W, C] binary; y: [B, D] float or None. Returns logits [B, H, W, C] float32."""
+        """x: [B, H, W, C] in [0, 1]; y: [B, D] float or None. Returns outputs [B, H, W, C, P] float32."""
         del mask_index
         v = self.vertical_stack(x, y)
         return self.horizontal_stack(x, [down_shift(p) for p in v], y)
+
+
+# ----------------------------------------------------------------------------- incremental sampling
+#
+# The vertical convolutions read rows r - p .. r of the layer below and the
+# horizontal ones columns c - p .. c of the same row (p = k//2), so:
+#   * at the start of row r, once row r - 1 of x is final, row r - 1 of every
+#     vertical layer is computed from the cached rows above of the layer below:
+#     the gated v_l feed the next layer (cached, [N, H, W, F]) and the
+#     pre-activations v~_l[r - 1] give row r's link term Link_l(down(v~_l)),
+#     a per-row bias of the horizontal stack;
+#   * at pixel (r, c) every horizontal layer is computed at column c only, from
+#     the cached columns c - p .. c of the layer below in the current row. These
+#     features read x[r, <c] (and, through the mask-B centre taps, the
+#     sub-pixels already drawn at (r, c)), so later columns reuse them once the
+#     pixel is complete.
+# Each step evaluates a conv on a p + 1 wide slice and keeps its last position,
+# with the slice clipped at the image border exactly like the full network's
+# zero padding, so every value equals the full network's. A whole image costs
+# about one forward pass (times p + 1 for the convs) instead of H*W*C.
+
+def _causal_at(conv, inp, pos, p: int, axis: int):
+    """conv (reading positions pos - p .. pos along `axis`, zero-padded before 0) at `pos` only."""
+    size = inp.shape[axis]
+    win = min(p + 1, size)
+    start = jnp.clip(pos - p, 0, size - win)
+    out = conv(jax.lax.dynamic_slice_in_dim(inp, start, win, axis=axis))
+    return jax.lax.dynamic_slice_in_dim(out, pos - start, 1, axis=axis)
+
+
+def _half_kernel(m, layer: int) -> int:
+    return (m.first_kernel_size if layer == 0 else m.kernel_size) // 2
+
+
+def _vertical_row(m, x, vin, row, cond):
+    """Row `row` of every vertical layer, from x and the cached gated rows <= row.
+
+    x [N, H, W, C]; vin: L buffers [N, H, W, F] holding v_0 .. v_{L-1}.
+    Returns (vin with row `row` written, the L+1 pre-activations v~_l[row] [N, 1, W, 2F]).
+    """
+    c = m.image_shape[-1]
+    inp = 2.0 * x.astype(m.dtype) - 1.0
+    vin, pres = list(vin), []
+    for l in range(m.num_layers + 1):
+        pre = _causal_at(m.v_convs[l], inp, row, _half_kernel(m, l), axis=1)
+        if cond is not None:
+            pre = pre + m.v_conds[l](cond)[:, None, None, :]
+        pres.append(pre)
+        if l < m.num_layers:
+            vin[l] = jax.lax.dynamic_update_slice_in_dim(vin[l], gate(pre, c).astype(vin[l].dtype), row, axis=1)
+            inp = vin[l]
+    return tuple(vin), tuple(pres)
+
+
+def _links(m, pres_above):
+    """Link_l(v~_l of the row above) [N, 1, W, 2F] for every layer."""
+    return tuple(m.links[l](p.astype(m.dtype)) for l, p in enumerate(pres_above))
+
+
+def _pixel_outputs(m, x_row, hin, links, col, cond):
+    """Outputs [N, C, P] at column `col` of the current row x_row [N, 1, W, C].
+
+    hin: L buffers [N, 1, W, F] holding h_0 .. h_{L-1} of this row (final left of col);
+    returned with column `col` written.
+    """
+    c = m.image_shape[-1]
+    h = 2.0 * x_row.astype(m.dtype) - 1.0
+    hin, skip = list(hin), 0.0
+    for l in range(m.num_layers + 1):
+        pre = _causal_at(m.h_convs[l], h, col, _half_kernel(m, l), axis=2) + \
+            jax.lax.dynamic_slice_in_dim(links[l], col, 1, axis=2)
+        if cond is not None:
+            pre = pre + m.h_conds[l](cond)[:, None, None, :]
+        g = gate(pre, c)
+        skip = skip + m.skips[l](g)
+        if l < m.num_layers:
+            # No residual around layer 0 (h_0 must not contain x itself).
+            new = m.residuals[l](g) if l == 0 else jax.lax.dynamic_slice_in_dim(h, col, 1, axis=2) + m.residuals[l](g)
+            hin[l] = jax.lax.dynamic_update_slice_in_dim(hin[l], new.astype(hin[l].dtype), col, axis=2)
+            h = hin[l]
+    return m.head(skip)[:, 0, 0], tuple(hin)
+
+
+def incremental_sampler(model, params, x0, cond, u, temperature, start_row):
+    """Exact samples [N, H, W, C] from p(x | y), rows >= start_row drawn, at about one forward pass.
+
+    x0 [N, H, W, C] (rows < start_row given); cond [N, D] or None; u [N, H*W*C, U]
+    the uniforms of every sub-pixel in raster order. Draws exactly what the naive
+    sampler draws from the same uniforms (tests/test_sampling.py).
+    """
+    h, w, c = model.image_shape
+    n, feats, num_layers = x0.shape[0], model.num_features, model.num_layers
+    obs = model.obs
+    apply = lambda fn, *args: model.apply({"params": params}, *args, method=fn)  # noqa: E731
+    if start_row > 0:      # given rows: their vertical features in one pass
+        vin = tuple(gate(p, c) for p in apply(GatedPixelCNN.vertical_stack, x0, cond)[:num_layers])
+    else:
+        vin = tuple(jnp.zeros((n, h, w, feats), model.dtype) for _ in range(num_layers))
+
+    def row_body(r, carry):
+        x, vin = carry
+        vin, pres = apply(_vertical_row, x, vin, jnp.maximum(r - 1, 0), cond)
+        # Row 0 reads zeros from above (down_shift); the row-0 values just written
+        # into vin are recomputed at r = 1 from the sampled row.
+        links = apply(_links, tuple(jnp.where(r > 0, p, jnp.zeros_like(p)) for p in pres))
+
+        def subpixel_body(j, carry):
+            x, hin = carry
+            col, ch = j // c, j % c
+            out, hin = apply(_pixel_outputs, jax.lax.dynamic_slice_in_dim(x, r, 1, axis=1), hin, links, col, cond)
+            u_px = jax.lax.dynamic_slice_in_dim(u, (r * w + col) * c, c, axis=1)
+            value = obs.sample(out, x[:, r, col, :], ch, u_px, temperature)
+            return x.at[:, r, col, ch].set(value), hin
+
+        hin = tuple(jnp.zeros((n, 1, w, feats), model.dtype) for _ in range(num_layers))
+        x, _ = jax.lax.fori_loop(0, w * c, subpixel_body, (x, hin))
+        return x, vin
+
+    x, _ = jax.lax.fori_loop(start_row, h, row_body, (x0, vin))
+    return x
+
+
+SPEC = ModelSpec(name="gated_pixelcnn", module=GatedPixelCNN, config=Config, size_fields=(
+    "num_features", "num_layers", "kernel_size", "first_kernel_size", "head_features"),
+    fast_sampler=incremental_sampler, fast_sampler_name="incremental")

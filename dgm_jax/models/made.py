@@ -13,8 +13,10 @@ connections:
     input j  -> output i  iff m(i) > m(j)                   (optional direct connection)
 
 so every path from input j to output i has m(j) <= ... < m(i). Hidden layers
-use ReLU; h^l = relu(masked W^l h^{l-1} + b^l [+ V^l y]); logits =
-masked W^out h^L + b [+ masked A x] [+ V^out y]. The conditioning V y is
+use ReLU; h^l = relu(masked W^l h^{l-1} + b^l [+ V^l y]); outputs =
+masked W^out h^L + b [+ masked A x] [+ V^out y], P per sub-pixel (the
+observation model's; P = 1 logit for binary data), each of the P outputs of
+sub-pixel i masked like output i. The conditioning V y is
 added to every hidden layer and to the logits (the first pixel has no
 hidden unit below its degree, so only the output term lets p(x_0 | y)
 depend on y).
@@ -37,6 +39,7 @@ forward pass; stored parameters are never mutated.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
@@ -44,6 +47,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from dgm_jax.models.base import AutoregressiveImageModel
+from dgm_jax.models.spec import ModelSpec
 
 MASK_SEED = 1502_03509  # the MADE arXiv number; any fixed value works
 
@@ -79,16 +85,21 @@ class _MaskedDense(nn.Module):
         return y
 
 
-class MADE(nn.Module):
-    image_shape: tuple[int, int, int]
+@dataclasses.dataclass(frozen=True)
+class Config:
+    num_hidden: int = 500            # units per hidden layer
+    num_hidden_layers: int = 1
+    num_masks: int = 1               # hidden-degree assignments cycled in training (1 = fixed mask)
+    num_eval_masks: int = 1          # masks 0..num_eval_masks-1 averaged (in probability) at evaluation
+    direct_connection: bool = False  # add a masked direct input -> output linear path
+
+
+class MADE(AutoregressiveImageModel):
     num_hidden: int = 500
     num_hidden_layers: int = 1
     num_masks: int = 1              # masks cycled in training (= num_train_masks)
     num_eval_masks: int = 1         # masks 0..num_eval_masks-1 averaged at evaluation
     direct_connection: bool = False
-    num_classes: int = 0
-    conditional: bool = False
-    dtype: Any = jnp.float32
 
     @property
     def num_train_masks(self) -> int:
@@ -109,15 +120,12 @@ class MADE(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, y: jax.Array | None = None, mask_index=0) -> jax.Array:
-        """x: [B, H, W, C] binary; y: [B, D_y] or None; mask_index: int or int32 scalar in [0, num_masks).
+        """x: [B, H, W, C]; y: [B, D_y] or None; mask_index: int or int32 scalar in [0, num_masks).
 
-        Returns logits [B, H, W, C] float32.
+        Returns outputs [B, H, W, C, P] float32.
         """
         self._check()
-        if not self.conditional:
-            y = None
-        elif y is None:
-            raise ValueError("a conditional MADE needs y [B, D]")
+        y = self.condition(y)
         if isinstance(mask_index, (int, np.integer)) and not 0 <= mask_index < self.num_masks:
             raise ValueError(f"mask_index={mask_index} outside [0, {self.num_masks})")
         d = math.prod(self.image_shape)
@@ -134,11 +142,17 @@ class MADE(nn.Module):
                 h = h + nn.Dense(self.num_hidden, use_bias=False, dtype=self.dtype, name=f"cond_{l}")(y)
             h = nn.relu(h)
             prev_deg = deg
-        out_mask = (in_deg[None, :] > prev_deg[:, None]).astype(jnp.float32)
-        logits = _MaskedDense(d, dtype=self.dtype, name="output")(h, out_mask)
+        # Output (i, p) is masked like output i: the mask's columns repeated P times.
+        p = self.params_per_subpixel
+        per_output = lambda m: jnp.repeat(m, p, axis=1)  # noqa: E731 - [in, D] -> [in, D * P]
+        out_mask = per_output((in_deg[None, :] > prev_deg[:, None]).astype(jnp.float32))
+        out = _MaskedDense(d * p, dtype=self.dtype, name="output")(h, out_mask)
         if self.direct_connection:
-            direct_mask = (in_deg[None, :] > in_deg[:, None]).astype(jnp.float32)
-            logits = logits + _MaskedDense(d, use_bias=False, dtype=self.dtype, name="direct")(xf, direct_mask)
+            direct_mask = per_output((in_deg[None, :] > in_deg[:, None]).astype(jnp.float32))
+            out = out + _MaskedDense(d * p, use_bias=False, dtype=self.dtype, name="direct")(xf, direct_mask)
         if y is not None:
-            logits = logits + nn.Dense(d, use_bias=False, dtype=self.dtype, name="cond_out")(y)
-        return logits.reshape(x.shape).astype(jnp.float32)
+            out = out + nn.Dense(d * p, use_bias=False, dtype=self.dtype, name="cond_out")(y)
+        return out.reshape(self.output_shape(x)).astype(jnp.float32)
+
+
+SPEC = ModelSpec(name="made", module=MADE, config=Config, size_fields=("num_hidden", "num_hidden_layers"))

@@ -2,11 +2,16 @@
 
     h_0     = MaskA_{k0 x k0}(x)                       (the only layer that reads x)
     h_{l+1} = h_l + MaskB_{k x k}(relu(h_l)) [+ V_l y] (residual blocks, l < L)
-    logits  = MaskB_1x1(relu(MaskB_1x1(relu(h_L))))    (per-pixel output head)
+    outputs = MaskB_1x1(relu(MaskB_1x1(relu(h_L))))    (per-pixel output head, C x P maps)
 
 With masked k x k kernels stacked, the receptive field of a pixel grows up
 and to the left but never reaches the triangle above-right of it: the known
 "blind spot" that the gated PixelCNN removes (see tests/test_models.py).
+
+Colour (C > 1 sub-pixels, e.g. RGB): the features are split into C
+channel groups (dgm_jax/models/masked_conv.py), so the P outputs of R read
+no sub-pixel of the current pixel, G's read R, B's read R and G: the
+sub-pixel autoregression R, then G | R, then B | R, G within the pixel.
 
 Conditioning y (a one-hot class or any vector, [B, D]) adds a learned,
 position-independent bias V_l y to every layer, so p(x | y) stays
@@ -14,25 +19,32 @@ autoregressive in x for each y.
 """
 from __future__ import annotations
 
-from typing import Any
+import dataclasses
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from dgm_jax.models.base import AutoregressiveImageModel
 from dgm_jax.models.masked_conv import MaskedConv2D
+from dgm_jax.models.spec import ModelSpec
 
 
-class PixelCNN(nn.Module):
-    image_shape: tuple[int, int, int]
+@dataclasses.dataclass(frozen=True)
+class Config:
+    num_features: int = 64           # maps in every hidden layer (divisible by the C sub-pixels)
+    num_layers: int = 5              # residual mask-B layers after the input layer
+    kernel_size: int = 3             # kernel of the residual layers
+    first_kernel_size: int = 7       # kernel of the mask-A layer that reads the image
+    head_features: int = 0           # width of the 1x1 ReLU layer before the outputs (0 = num_features)
+
+
+class PixelCNN(AutoregressiveImageModel):
     num_features: int = 64
     num_layers: int = 5
     kernel_size: int = 3
     first_kernel_size: int = 7
     head_features: int = 0
-    num_classes: int = 0          # > 0: y may be given as int labels
-    conditional: bool = False
-    dtype: Any = jnp.float32
 
     @property
     def receptive_field_rows(self) -> int:
@@ -41,12 +53,9 @@ class PixelCNN(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, y: jax.Array | None = None, mask_index=0) -> jax.Array:
-        """x: [B, H, W, C] binary; y: [B, D] float or None. Returns logits [B, H, W, C] float32."""
+        """x: [B, H, W, C] in [0, 1]; y: [B, D] float or None. Returns outputs [B, H, W, C, P] float32."""
         del mask_index  # only MADE has several masks
-        if not self.conditional:
-            y = None      # an unconditional model has no V_l to read y with
-        elif y is None:
-            raise ValueError("a conditional PixelCNN needs y [B, D]")
+        y = self.condition(y)
         c = self.image_shape[-1]
         feats = self.num_features
         if feats % c:
@@ -67,5 +76,9 @@ class PixelCNN(nn.Module):
         if head % c:
             raise ValueError(f"head_features={head} must be divisible by the {c} data channels")
         h = conv(head, 1, "B", "head_hidden")(nn.relu(h))
-        logits = conv(c, 1, "B", "head_logits")(nn.relu(h))
-        return logits.astype(jnp.float32)
+        out = conv(c * self.params_per_subpixel, 1, "B", "head_logits")(nn.relu(h))   # groups of P per sub-pixel
+        return out.reshape(self.output_shape(x)).astype(jnp.float32)
+
+
+SPEC = ModelSpec(name="pixelcnn", module=PixelCNN, config=Config, size_fields=(
+    "num_features", "num_layers", "kernel_size", "first_kernel_size", "head_features"))

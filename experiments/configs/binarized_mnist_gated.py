@@ -20,7 +20,7 @@ from experiments.configs import gated_pixelcnn
 def get_config(variant: str = ""):
     if variant not in ("", "bf16", "tiny"):
         raise ValueError(f"unknown variant {variant!r}; valid: '', 'bf16', 'tiny'")
-    config = gated_pixelcnn.get_config("tiny" if variant == "tiny" else "")
+    config = gated_pixelcnn.get_config("tiny" if variant == "tiny" else "")  # checks nothing else: done here
     if variant == "tiny":
         return config
     # Data (from gated_pixelcnn.py): tfds binarized_mnist, 50,000 / 10,000 /

@@ -11,16 +11,13 @@ matmul per step: ~1 ms on an H100, so 50k steps take a few minutes.
 """
 from experiments.configs import base
 
-
 def get_config(variant: str = ""):
-    config = base.get_config()
+    config = base.get_config("fvsbn")
     config.seed = 0
 
     config.data.name = "binarized_mnist"
     config.data.binarization = "static"
     config.data.manual_dir = "../shared/data/binarized_mnist"
-
-    config.model.name = "fvsbn"
 
     # AdamW: the weight decay acts as a weak Gaussian prior on W (the model has
     # no other regularizer); cosine decay to polish the concave optimum.
@@ -37,9 +34,4 @@ def get_config(variant: str = ""):
     config.train.checkpoint_every = 2500
     config.train.early_stopping_patience = 4
 
-    if variant not in ("", "tiny"):
-        raise ValueError(f"unknown variant {variant!r}; valid: '' or 'tiny'")
-    if variant == "tiny":
-        config = base.tiny(config)
-        config.data.binarization = "dynamic"  # digits are grey levels 0..16; static needs 0/1 data
-    return config
+    return base.variant(config, variant)              # "tiny": base.tiny (digits, 8 maps / 32 units)

@@ -15,16 +15,14 @@ steps in the same time, try --config.model.dtype=bfloat16.
 """
 from experiments.configs import base
 
-
 def get_config(variant: str = ""):
-    config = base.get_config()
+    config = base.get_config("gated_pixelcnn")
     config.seed = 0
 
     config.data.name = "binarized_mnist"
     config.data.binarization = "static"
     config.data.manual_dir = "../shared/data/binarized_mnist"
 
-    config.model.name = "gated_pixelcnn"
     config.model.num_features = 128      # F: maps per stack (the gates read 2F pre-activations)
     config.model.num_layers = 15         # gated layers after the first (mask-A-like) one
     config.model.kernel_size = 3         # vertical 2x3, horizontal 1x2 (shifted, no blind spot)
@@ -46,9 +44,4 @@ def get_config(variant: str = ""):
     config.train.checkpoint_every = 2500
     config.train.early_stopping_patience = 4
 
-    if variant not in ("", "tiny"):
-        raise ValueError(f"unknown variant {variant!r}; valid: '' or 'tiny'")
-    if variant == "tiny":
-        config = base.tiny(config)       # 8 maps, 2 gated layers, 3x3 first layer
-        config.data.binarization = "dynamic"  # digits are grey levels 0..16; static needs 0/1 data
-    return config
+    return base.variant(config, variant)              # "tiny": base.tiny (digits, 8 maps / 32 units)

@@ -14,16 +14,14 @@ but the model still overfits eventually: early stopping on validation.
 """
 from experiments.configs import base
 
-
 def get_config(variant: str = ""):
-    config = base.get_config()
+    config = base.get_config("made")
     config.seed = 0
 
     config.data.name = "binarized_mnist"
     config.data.binarization = "static"
     config.data.manual_dir = "../shared/data/binarized_mnist"
 
-    config.model.name = "made"
     config.model.num_hidden = 2000       # units per hidden layer
     config.model.num_hidden_layers = 2
     config.model.num_masks = 32          # hidden-degree assignments cycled in training
@@ -43,11 +41,8 @@ def get_config(variant: str = ""):
     config.train.checkpoint_every = 5000
     config.train.early_stopping_patience = 5
 
-    if variant not in ("", "tiny"):
-        raise ValueError(f"unknown variant {variant!r}; valid: '' or 'tiny'")
-    if variant == "tiny":
-        config = base.tiny(config)       # num_hidden = 32
-        config.data.binarization = "dynamic"  # digits are grey levels 0..16; static needs 0/1 data
-        config.model.num_masks = 4       # a few masks keep the smoke run's evaluation quick
-        config.model.num_eval_masks = 4
-    return config
+    def tiny(c):
+        c.model.num_masks = 4       # a few masks keep the smoke run's evaluation quick
+        c.model.num_eval_masks = 4
+
+    return base.variant(config, variant, tiny_fn=tiny)

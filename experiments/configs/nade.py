@@ -9,16 +9,14 @@ The running-sum forward pass is [B, 784, 500] elementwise work plus two
 """
 from experiments.configs import base
 
-
 def get_config(variant: str = ""):
-    config = base.get_config()
+    config = base.get_config("nade")
     config.seed = 0
 
     config.data.name = "binarized_mnist"
     config.data.binarization = "static"
     config.data.manual_dir = "../shared/data/binarized_mnist"
 
-    config.model.name = "nade"
     config.model.num_hidden = 500        # H: hidden units shared by all 784 conditionals
 
     config.optim.name = "adam"
@@ -35,9 +33,4 @@ def get_config(variant: str = ""):
     config.train.checkpoint_every = 5000
     config.train.early_stopping_patience = 5
 
-    if variant not in ("", "tiny"):
-        raise ValueError(f"unknown variant {variant!r}; valid: '' or 'tiny'")
-    if variant == "tiny":
-        config = base.tiny(config)       # num_hidden = 32
-        config.data.binarization = "dynamic"  # digits are grey levels 0..16; static needs 0/1 data
-    return config
+    return base.variant(config, variant)              # "tiny": base.tiny (digits, 8 maps / 32 units)

