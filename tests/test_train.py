@@ -9,16 +9,17 @@ import orbax.checkpoint as ocp
 import pytest
 
 import dgm_jax
-from dgm_jax import checkpointing
+from dgm_jax import assembly, checkpointing, config_schema, rundir
 from dgm_jax.metric_writers import read_metrics
 from conftest import REPO
 
 
-def _params(workdir, step):
+def _state(workdir, step):
+    """The whole saved TrainState of `step` as a nested dict (params, opt_state, ema_params, rng, ...)."""
     ckpt = checkpointing.Checkpointer(workdir, async_save=False)
     state = ckpt.manager.restore(step, args=ocp.args.Composite(state=ocp.args.PyTreeRestore()))["state"]
     ckpt.close()
-    return state["params"]
+    return state
 
 
 def test_tiny_run_outputs_resume_and_continue(tmp_path, tiny_config):
@@ -65,12 +66,40 @@ def test_resume_is_bitwise_equal_to_uninterrupted(tmp_path, tiny_config):
     dgm_jax.train_and_evaluate(tiny_config, tmp_path / "split")
     tiny_config.train.num_steps = 40
     dgm_jax.train_and_evaluate(tiny_config, tmp_path / "split")
-    a, b = _params(tmp_path / "straight", 40), _params(tmp_path / "split", 40)
-    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
-        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+    a, b = _state(tmp_path / "straight", 40), _state(tmp_path / "split", 40)
+    # Everything a resume restores: parameters, the EMA (a lost EMA would restart from the
+    # parameters and differ here), the optimizer moments, the RNG and the counters.
+    for part in ("params", "ema_params", "opt_state", "rng", "step", "num_skipped"):
+        leaves_a, leaves_b = jax.tree.leaves(a[part]), jax.tree.leaves(b[part])
+        assert len(leaves_a) == len(leaves_b) > 0, part
+        for x, y in zip(leaves_a, leaves_b):
+            np.testing.assert_array_equal(np.asarray(x), np.asarray(y), err_msg=part)
+    # The EMA is a real average, not a copy of the parameters.
+    assert any(not np.array_equal(np.asarray(p), np.asarray(e))
+               for p, e in zip(jax.tree.leaves(a["params"]), jax.tree.leaves(a["ema_params"])))
 
 
-def test_workdir_of_another_model_is_refused(tmp_path, tiny_config):
+def test_run_identity_refuses_another_model_likelihood_or_data(tmp_path, tiny_config):
+    """rundir.check_run_identity, the unit: the same run passes, a changed model field,
+    likelihood or data layout is refused naming the difference; the dtype may change."""
+    cfg = config_schema.from_config_dict(tiny_config)
+    run = assembly.build_run(cfg)
+    rundir.write_json_atomic(tmp_path / rundir.RUN_INFO, run.info)
+    rundir.check_run_identity(tmp_path, run.info)
+    bf16 = assembly.build_run(config_schema.from_config_dict({**tiny_config.to_dict(), "model": {
+        **tiny_config.model.to_dict(), "dtype": "bfloat16"}}))
+    rundir.check_run_identity(tmp_path, bf16.info)
+    for change, message in ((("model", "num_features", 16), r"num_features: 8 -> 16"),
+                            (("data", "binarization", "none"), r"likelihood: 'bernoulli' -> 'categorical'"),
+                            (("data", "name", "mnist5k"), r"image_shape")):
+        raw = tiny_config.to_dict()
+        raw[change[0]] = {**raw[change[0]], change[1]: change[2]}
+        other = assembly.build_run(config_schema.from_config_dict(raw))
+        with pytest.raises(rundir.CheckpointError, match=r"different model or data.*" + message):
+            rundir.check_run_identity(tmp_path, other.info)
+
+
+def test_training_refuses_a_workdir_of_another_model(tmp_path, tiny_config):
     tiny_config.train.num_steps = 10
     tiny_config.train.eval_every = 10
     tiny_config.train.checkpoint_every = 10
@@ -79,6 +108,7 @@ def test_workdir_of_another_model_is_refused(tmp_path, tiny_config):
     tiny_config.model.num_features = 16
     with pytest.raises(checkpointing.CheckpointError, match=r"different model.*num_features: 8 -> 16"):
         dgm_jax.train_and_evaluate(tiny_config, tmp_path / "run")
+    assert checkpointing.Checkpointer(tmp_path / "run").all_steps() == [10]       # nothing lost
 
 
 def test_load_log_prob_and_sample_from_workdir(tmp_path, tiny_config):
