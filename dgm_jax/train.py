@@ -262,15 +262,26 @@ def _final_report(run: _Session, state, record: dict, wall_time: float) -> dict:
 
 
 def _write_samples(run: _Session, params_host) -> None:
+    """samples.png: train.num_samples draws from the model (for a class-conditional model, from the
+    marginal: y ~ the training label frequencies, then x ~ p(x | y)); samples_by_class.png for a
+    class-conditional model: one row of 8 per class, y = row index."""
     cfg = run.cfg
     n = cfg.train.num_samples
     if n <= 0:
         return
-    y = None
-    if cfg.model.conditional:
-        # Class labels: each grid row of 8 is one class. Vector conditions: the test set's own.
-        labels = run.ds.labels["test"]
-        y = (jnp.arange(n) // 8) % run.ds.num_classes if labels.ndim == 1 else jnp.asarray(labels[:n])
     rng = jax.random.fold_in(jax.random.key(cfg.seed), 2)
+    labels = run.ds.labels["test"]
+    y = None
+    if cfg.model.conditional and labels.ndim == 1:
+        prior = evaluation.label_prior(run.ds.labels["train"], run.ds.num_classes)
+        y = np.random.default_rng(cfg.seed).choice(run.ds.num_classes, size=n, p=prior).astype(np.int32)
+    elif cfg.model.conditional:            # condition vectors: the test set's own
+        y = jnp.asarray(labels[:n])
     x = sampling.sample(run.model, params_host, rng, n, y=y, method=cfg.train.sampler)
     plots.image_grid(np.asarray(x), run.workdir / "samples.png", ncols=8)
+    if cfg.model.conditional and labels.ndim == 1:
+        per_class = 8
+        by_class = np.repeat(np.arange(run.ds.num_classes, dtype=np.int32), per_class)
+        xc = sampling.sample(run.model, params_host, jax.random.fold_in(rng, 1), len(by_class), y=by_class,
+                             method=cfg.train.sampler)
+        plots.image_grid(np.asarray(xc), run.workdir / "samples_by_class.png", ncols=per_class)

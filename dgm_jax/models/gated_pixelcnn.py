@@ -67,7 +67,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from dgm_jax.models.base import AutoregressiveImageModel
-from dgm_jax.models.masked_conv import MaskedConv2D, conv_mask
+from dgm_jax.models.masked_conv import MaskedConv2D, PointwiseDense, conv_mask
 from dgm_jax.models.spec import ModelSpec
 
 
@@ -89,6 +89,8 @@ def gate_half_indices(num_features: int, num_data_channels: int = 1) -> tuple[np
 def gate(pre: jax.Array, num_data_channels: int) -> jax.Array:
     """tanh(f) * sigmoid(g) of pre-activations [..., 2F] laid out as in gate_half_indices -> [..., F]."""
     *lead, two_f = pre.shape
+    if num_data_channels == 1:      # the two contiguous halves (the same numbers, no 6-D view)
+        return jnp.tanh(pre[..., : two_f // 2]) * jax.nn.sigmoid(pre[..., two_f // 2:])
     p = pre.reshape(*lead, num_data_channels, 2, two_f // (2 * num_data_channels))
     return (jnp.tanh(p[..., 0, :]) * jax.nn.sigmoid(p[..., 1, :])).reshape(*lead, two_f // 2)
 
@@ -169,7 +171,7 @@ class GatedPixelCNN(AutoregressiveImageModel):
         self.v_convs = [VerticalConv(2 * feats, k, dtype=dt) for k in sizes]
         self.h_convs = [HorizontalConv(2 * feats, k, "A" if l == 0 else "B", c, dtype=dt)
                         for l, k in enumerate(sizes)]
-        self.links = [nn.Dense(2 * feats, dtype=dt) for _ in sizes]          # down(v~_l) -> h~_l, 1x1
+        self.links = [PointwiseDense(2 * feats, dtype=dt) for _ in sizes]          # down(v~_l) -> h~_l, 1x1
         self.residuals = [MaskedConv2D(feats, (1, 1), "B", c, dtype=dt) for _ in sizes]
         self.skips = [MaskedConv2D(feats, (1, 1), "B", c, dtype=dt) for _ in sizes]
         if self.conditional:
