@@ -12,6 +12,10 @@ model do not load orbax, grain, tensorboardX or matplotlib):
 """
 import importlib
 
+from dgm_jax import xla_cpu as _xla_cpu
+
+_xla_cpu.configure()   # XLA:CPU options, before any device is used (see dgm_jax/xla_cpu.py)
+
 _PUBLIC = {
     "LoadedRun": "dgm_jax.api", "load": "dgm_jax.api", "log_prob": "dgm_jax.api",
     "sample": "dgm_jax.sampling", "complete": "dgm_jax.sampling",

@@ -57,6 +57,10 @@ def main(argv):
     print(f"{result['split']} NLL -log p(x{given}) = {result['nll_nats']:.4f} ± {result['nll_stderr']:.4f} nats "
           f"({result['bits_per_dim']:.5f} bits/dim) over {result['num_examples']} images; "
           f"{result['model']} step {result['step']} ({result['checkpoint']}); written to {output}")
+    if "marginal_nll_nats" in result:
+        print(f"marginal NLL -log sum_y p(y) p(x | y) (p(y): training label frequencies) = "
+              f"{result['marginal_nll_nats']:.4f} ± {result['marginal_nll_stderr']:.4f} nats "
+              f"({result['marginal_bits_per_dim']:.5f} bits/dim)")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Scoring and sampling saved runs: experiments/evaluate_checkpoint.py and sample_checkpoint.py.
 
-Two tiny runs are trained once per module: the quickstart PixelCNN and a
+Two tiny runs are trained once per module: a PixelCNN (pixelcnn.py:tiny) and a
 class-conditional gated PixelCNN, 20 steps each on the 8x8 digits.
 """
 import json
@@ -34,7 +34,7 @@ def _tiny(module: str):
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("runs")
     out = {}
-    for name, module in (("pixelcnn", "quickstart"), ("gated_cond", "gated_pixelcnn_conditional")):
+    for name, module in (("pixelcnn", "pixelcnn"), ("gated_cond", "gated_pixelcnn_conditional")):
         dgm_jax.train_and_evaluate(_tiny(module), root / name)
         out[name] = root / name
     return out
@@ -69,6 +69,15 @@ def test_nll_is_the_exact_mean_over_the_whole_split(runs, name):
         run = dgm_jax.load(runs[name])
         wrong = dgm_jax.log_prob(run.model, run.params, ds.eval_images("test"), (ds.labels["test"] + 1) % 10)
         assert not np.allclose(np.asarray(wrong), lp)
+        # The marginal -log sum_y p(y) p(x | y), p(y) the training label frequencies, by hand.
+        x = ds.eval_images("test")
+        prior = np.bincount(ds.labels["train"], minlength=10) / len(ds.labels["train"])
+        per_y = np.stack([np.asarray(dgm_jax.log_prob(run.model, run.params, x, np.full(len(x), k, np.int32)),
+                                     np.float64) + np.log(prior[k]) for k in range(10)])
+        marginal = np.logaddexp.reduce(per_y, axis=0)
+        np.testing.assert_allclose(res["marginal_nll_nats"], -marginal.mean(), rtol=1e-5)
+        # p(x) >= p(y_true) p(x | y_true): at most E[log 1/p(y_true)] nats above the conditional NLL.
+        assert res["marginal_nll_nats"] <= res["nll_nats"] + np.mean(-np.log(prior[ds.labels["test"]])) + 1e-6
     latest = evaluation.evaluate_checkpoint(runs[name], "validation", "latest")
     assert latest["step"] == 20 and latest["split"] == "validation"
 

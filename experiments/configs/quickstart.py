@@ -41,10 +41,10 @@ def get_config(variant: str = ""):
     config.optim.ema_decay = 0.99
 
     config.train.batch_size = 32
-    config.train.num_steps = 1000
+    config.train.num_steps = 720
     config.train.log_every = 25
-    config.train.eval_every = 250
-    config.train.checkpoint_every = 250
+    config.train.eval_every = 240
+    config.train.checkpoint_every = 240
     config.train.eval_batch_size = 500
     config.train.num_samples = 64
 
