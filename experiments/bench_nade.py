@@ -1,5 +1,5 @@
 """Times NADE training steps and forward passes on this machine: the library's model, and
-optionally the original cumsum implementation (kept in tests/test_nade_speed_equivalence.py
+optionally the original cumsum implementation (kept in tests/test_nade.py
 as _ReferenceNADE) in the same process, interleaved, for a before/after comparison.
 
     python experiments/bench_nade.py --num_hidden=500 --batch_size=100 --steps=20
@@ -41,7 +41,7 @@ FLAGS = flags.FLAGS
 
 
 def _reference_class():
-    path = REPO / "tests" / "test_nade_speed_equivalence.py"
+    path = REPO / "tests" / "test_nade.py"
     spec = importlib.util.spec_from_file_location("_nade_reference", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

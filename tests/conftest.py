@@ -12,6 +12,25 @@ BINARIZED_MNIST = SHARED_DATA / "binarized_mnist"
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+# One persistent XLA compilation cache for this test session, shared by the xdist workers and
+# every subprocess (they inherit the environment): the many tiny runs compile the same
+# programs, and a cached executable is the same program, so results are unchanged. It is a
+# fresh directory per session (made by the controller, which imports this file first), so a
+# run never depends on what an earlier one left behind.
+_OWN_CACHE = None
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+    import tempfile
+    _OWN_CACHE = tempfile.mkdtemp(prefix="dgm_jax_test_xla_cache_")
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = _OWN_CACHE
+    os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
+
+
+def pytest_unconfigure(config):
+    """The process that made the session's cache removes it at the end."""
+    if _OWN_CACHE is not None:
+        import shutil
+        shutil.rmtree(_OWN_CACHE, ignore_errors=True)
+
 
 @pytest.fixture
 def tiny_config():
@@ -36,3 +55,14 @@ def run_python(code: str, *, devices: int = 1, timeout: int = 300, env_extra=Non
     if proc.returncode != 0:
         raise AssertionError(f"subprocess failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
     return proc.stdout
+
+
+# The longest files start first, so that the xdist workers (pytest.ini: -n 2
+# --dist=loadfile, one file per worker) finish together instead of one waiting on the other.
+LONGEST_FIRST = ("test_multiprocess.py", "test_faults.py", "test_sweeps.py", "test_evaluate_checkpoint.py",
+                 "test_train.py", "test_data.py", "test_model_training.py", "test_parallel.py")
+
+
+def pytest_collection_modifyitems(session, config, items):
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(Path(str(item.fspath)).name, len(rank)))

@@ -102,11 +102,11 @@ def test_incomplete_multiprocess_flags():
 BATCH_SCRIPT = r"""
 import json, sys
 import dgm_jax
-from experiments.configs import quickstart
+from experiments.configs import pixelcnn
 out = {}
 for par in ("pmap", "shard_map"):
     for key, value in (("batch_size", 33), ("eval_batch_size", 255)):
-        cfg = quickstart.get_config("tiny")
+        cfg = pixelcnn.get_config("tiny")
         cfg.train.parallelism = par
         setattr(cfg.train, key, value)
         try:

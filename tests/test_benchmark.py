@@ -9,7 +9,7 @@ from conftest import REPO
 def test_benchmark_runs_and_writes_json(tmp_path):
     out = tmp_path / "bench.json"
     proc = subprocess.run(
-        [sys.executable, "experiments/benchmark.py", "--config=experiments/configs/quickstart.py:tiny",
+        [sys.executable, "experiments/benchmark.py", "--config=experiments/configs/pixelcnn.py:tiny",
          "--steps=3", "--warmup=1", "--config.model.dtype=bfloat16", f"--output={out}"],
         cwd=REPO, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]

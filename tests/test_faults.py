@@ -29,7 +29,7 @@ import dgm_jax
 from dgm_jax import checkpointing
 from conftest import REPO
 
-FLAGS = ["--config=experiments/configs/quickstart.py:tiny", "--config.train.num_steps=40",
+FLAGS = ["--config=experiments/configs/pixelcnn.py:tiny", "--config.optim.ema_decay=0.99", "--config.train.num_steps=40",
          "--config.train.log_every=5", "--config.train.eval_every=20", "--config.train.checkpoint_every=10",
          "--config.train.keep_checkpoints=3"]
 
@@ -305,22 +305,49 @@ def test_damaged_checkpoints_fall_back_to_the_last_good_one(tmp_path, cache_env,
     assert sorted(p.name for p in (wd / "checkpoints").iterdir()) == before
 
 
-def test_nonfinite_updates_are_skipped_and_counted_or_stop_the_run(tmp_path, cache_env, reference):
-    # policy 'skip': batch 13 is NaN; its update is dropped and counted; training goes on.
-    skip = Run(tmp_path / "skip", cache_env, poison_batch=13)
-    assert skip.finish() == 0, skip.stderr()[-3000:]
+class _Poisoned:
+    """Training batch number `bad` (0-based) of the wrapped iterator becomes NaN."""
+
+    def __init__(self, it, bad):
+        self.it, self.n, self.bad = it, 0, bad
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        b, self.n = next(self.it), self.n + 1
+        return {**b, "x": np.full_like(b["x"], np.nan)} if self.n - 1 == self.bad else b
+
+    def get_state(self):
+        return {"inner": self.it.get_state(), "n": self.n}
+
+    def set_state(self, s):
+        self.it.set_state(s["inner"])
+        self.n = s["n"]
+
+
+def test_nonfinite_updates_are_skipped_and_counted_or_stop_the_run(tmp_path, tiny_config, monkeypatch, caplog):
+    """In-process (the policy is the training loop's, not the launcher's): batch 13 is NaN."""
+    make = dgm_jax.data.train_iterator
+    monkeypatch.setattr(dgm_jax.data, "train_iterator", lambda *a, **k: _Poisoned(make(*a, **k), 13))
+    for k, v in (("num_steps", 40), ("log_every", 5), ("eval_every", 20), ("checkpoint_every", 10),
+                 ("keep_checkpoints", 3), ("num_samples", 0)):
+        setattr(tiny_config.train, k, v)
+    # policy 'skip': its update is dropped and counted; training goes on.
+    with caplog.at_level("WARNING"):
+        res = dgm_jax.train_and_evaluate(tiny_config, tmp_path / "skip")
     records = [json.loads(l) for l in (tmp_path / "skip" / "metrics.jsonl").read_text().splitlines()]
     counts = {r["step"]: r["num_skipped"] for r in records if r["split"] == "train"}
     assert counts == {5: 0, 10: 0, 15: 1, 20: 1, 25: 1, 30: 1, 35: 1, 40: 1}
-    assert json.loads((tmp_path / "skip" / "results.json").read_text())["num_skipped_updates"] == 1
-    assert "non-finite update(s) skipped so far (the first at step 13)" in skip.stderr()
+    assert res["num_skipped_updates"] == 1
+    assert "non-finite update(s) skipped so far (the first at step 13)" in caplog.text
     params = _state(tmp_path / "skip", 40)[0]["params"]
     assert all(np.isfinite(np.asarray(p)).all() for p in jax.tree.leaves(params))
 
     # policy 'stop': NonFiniteError naming step 13; the checkpoint of step 10 is the last and intact.
-    stop = Run(tmp_path / "stop", cache_env, ["--config.train.nonfinite_policy=stop"], poison_batch=13)
-    assert stop.finish() not in (0, 75)
-    assert "NonFiniteError: Non-finite loss or gradient at step 13" in stop.stderr(), stop.stderr()[-3000:]
+    tiny_config.train.nonfinite_policy = "stop"
+    with pytest.raises(dgm_jax.train.NonFiniteError, match="Non-finite loss or gradient at step 13"):
+        dgm_jax.train_and_evaluate(tiny_config, tmp_path / "stop")
     assert _steps(tmp_path / "stop") == [10] and _tmp_dirs(tmp_path / "stop") == []
     state, meta = _state(tmp_path / "stop", 10)
     checkpointing.verify_checksums(state, meta)

@@ -8,7 +8,7 @@ import pytest
 
 from test_faults import Run, _assert_same_state, _steps
 
-BASE = ["--config=experiments/configs/quickstart.py:tiny", "--config.train.parallelism=shard_map",
+BASE = ["--config=experiments/configs/pixelcnn.py:tiny", "--config.train.parallelism=shard_map",
         "--config.train.num_steps=20", "--config.train.log_every=5", "--config.train.eval_every=20",
         "--config.train.checkpoint_every=10", "--config.train.batch_size=32", "--config.train.num_samples=0"]
 

@@ -11,10 +11,10 @@ from dgm_jax.metric_writers import read_metrics
 from conftest import REPO
 
 SWEEP = '''
-from experiments.configs import quickstart
+from experiments.configs import pixelcnn
 
 def get_sweep(smoke):
-    config = quickstart.get_config("tiny")
+    config = pixelcnn.get_config("tiny")
     config.optim.ema_decay = 0.0
     config.train.num_steps = 20 if smoke else 1000
     config.train.eval_every = config.train.log_every = config.train.checkpoint_every = 10
@@ -35,8 +35,8 @@ def test_members_grid_names_and_override_errors():
         sweeps.make_members([{"model.num_layers": 1}, {"model.num_layers": 1}])
     with pytest.raises(ValueError, match="path-safe"):
         sweeps.make_members([("a/b", {})])
-    from experiments.configs import quickstart
-    base = quickstart.get_config("tiny")
+    from experiments.configs import pixelcnn
+    base = pixelcnn.get_config("tiny")
     with pytest.raises(config_schema.ConfigError, match="model.num_layer="):
         sweeps.apply_overrides(base, {"model.num_layer": 3})
     with pytest.raises(config_schema.ConfigError, match="modle"):

@@ -60,6 +60,7 @@ def test_resume_is_bitwise_equal_to_uninterrupted(tmp_path, tiny_config):
     # so "20 steps, then resume to 40" must equal "40 steps" exactly on CPU.
     tiny_config.optim.schedule = "constant"
     tiny_config.optim.ema_decay = 0.9
+    tiny_config.train.num_samples = 0              # (samples are tested elsewhere)
     tiny_config.train.num_steps = 40
     dgm_jax.train_and_evaluate(tiny_config, tmp_path / "straight")
     tiny_config.train.num_steps = 20
@@ -135,13 +136,14 @@ def test_unwritable_workdir_fails_before_training(tmp_path, tiny_config):
 
 
 def test_launch_cli_overrides_and_rejects_typos(tmp_path):
-    base = [sys.executable, "launch.py", "--config=experiments/configs/quickstart.py:tiny",
+    base = [sys.executable, "launch.py", "--config=experiments/configs/pixelcnn.py:tiny",
             f"--workdir={tmp_path / 'cli'}"]
     ok = subprocess.run(base + ["--config.train.num_steps=10", "--config.train.eval_every=10",
                                 "--config.train.checkpoint_every=10", "--config.train.log_every=10"],
                         cwd=REPO, capture_output=True, text=True, timeout=300)
     assert ok.returncode == 0, ok.stderr[-3000:]
     assert json.loads((tmp_path / "cli" / "config.json").read_text())["train"]["num_steps"] == 10
+    assert (tmp_path / "cli" / "samples.png").is_file()
     bad = subprocess.run(base + ["--config.model.num_layer=3"], cwd=REPO, capture_output=True, text=True,
                          timeout=120)
     assert bad.returncode != 0 and "num_layer" in bad.stderr

@@ -59,7 +59,6 @@ one-row horizontal stack once per pixel. ``__call__`` composes the two.
 from __future__ import annotations
 
 import dataclasses
-import functools
 from typing import Any, Sequence
 
 import flax.linen as nn
@@ -88,51 +87,12 @@ def gate_half_indices(num_features: int, num_data_channels: int = 1) -> tuple[np
 
 
 def gate(pre: jax.Array, num_data_channels: int) -> jax.Array:
-    """tanh(f) * sigmoid(g) of pre-activations [..., 2F] laid out as in gate_half_indices -> [..., F].
-
-    Differentiated by its closed form (see _gate_bwd), not by tracing the slices.
-    """
-    return _gate(pre, num_data_channels)
-
-
-def _halves(pre: jax.Array, c: int) -> tuple[jax.Array, jax.Array]:
-    """(f, g) of pre [..., 2F]: the contiguous halves when C = 1, else group by group -> [..., F] each."""
+    """tanh(f) * sigmoid(g) of pre-activations [..., 2F] laid out as in gate_half_indices -> [..., F]."""
     *lead, two_f = pre.shape
-    if c == 1:
-        return pre[..., : two_f // 2], pre[..., two_f // 2:]
-    q = pre.reshape(*lead, c, 2, two_f // (2 * c))
-    return q[..., 0, :].reshape(*lead, two_f // 2), q[..., 1, :].reshape(*lead, two_f // 2)
-
-
-def _join(f: jax.Array, g: jax.Array, c: int) -> jax.Array:
-    """The inverse of _halves: [..., F] x 2 -> [..., 2F] in the pre-activation layout."""
-    if c == 1:
-        return jnp.concatenate([f, g], axis=-1)
-    *lead, feats = f.shape
-    stacked = jnp.stack([f.reshape(*lead, c, feats // c), g.reshape(*lead, c, feats // c)], axis=-2)
-    return stacked.reshape(*lead, 2 * feats)
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
-def _gate(pre, c):
-    f, g = _halves(pre, c)
-    return jnp.tanh(f) * jax.nn.sigmoid(g)
-
-
-def _gate_fwd(pre, c):
-    f, g = _halves(pre, c)
-    t, s = jnp.tanh(f), jax.nn.sigmoid(g)
-    return t * s, (t, s)
-
-
-def _gate_bwd(c, res, dy):
-    # d(t s)/df = s (1 - t^2),  d(t s)/dg = t s (1 - s),  t = tanh f, s = sigmoid g. Written out,
-    # this is ~5x faster on XLA:CPU than the traced gradient of the slices (pads and adds).
-    t, s = res
-    return (_join(dy * s * (1.0 - t * t), dy * t * s * (1.0 - s), c).astype(dy.dtype),)
-
-
-_gate.defvjp(_gate_fwd, _gate_bwd)
+    if num_data_channels == 1:      # the two contiguous halves (the same numbers, no 6-D view)
+        return jnp.tanh(pre[..., : two_f // 2]) * jax.nn.sigmoid(pre[..., two_f // 2:])
+    p = pre.reshape(*lead, num_data_channels, 2, two_f // (2 * num_data_channels))
+    return (jnp.tanh(p[..., 0, :]) * jax.nn.sigmoid(p[..., 1, :])).reshape(*lead, two_f // 2)
 
 
 def _conv(x, kernel, padding, dtype):
