@@ -1,0 +1,88 @@
+"""Where a config's train step spends its time: per-op totals from a jax.profiler trace.
+
+    python experiments/profile_step.py --config=experiments/configs/gated_pixelcnn.py \
+        --config.model.num_layers=5 --config.model.num_features=32 --steps=3 [--top=30]
+
+Runs a few train steps of the config on random batches under ``jax.profiler.trace``
+(with a Perfetto trace), then sums the duration of every XLA op over the traced steps and
+prints the largest, each with its HLO shape and the source op it came from (forward or
+backward, layer, primitive) from the compiled program's metadata. Times are thread time:
+ops running concurrently on the two cores both count. This is how the CPU bottlenecks of
+the convolutional models were found (the 4-D 1x1 products' weight gradients, the gates);
+see dgm_jax/models/masked_conv.py and dgm_jax/xla_cpu.py.
+"""
+from __future__ import annotations
+
+import collections
+import glob
+import gzip
+import json
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from absl import app, flags  # noqa: E402
+from ml_collections import config_flags  # noqa: E402
+
+config_flags.DEFINE_config_file("config", None, "Experiment config file.", lock_config=True)
+flags.DEFINE_integer("steps", 3, "Traced train steps.")
+flags.DEFINE_integer("top", 30, "Ops to print.")
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+    del argv
+    import jax
+    import numpy as np
+
+    from dgm_jax import assembly
+
+    run = assembly.build_run(FLAGS.config, with_penalties=False)
+    r, ds, cfg = run.runner, run.ds, run.cfg
+    rng = np.random.default_rng(0)
+    b = cfg.train.batch_size
+    x = (rng.integers(0, ds.num_levels, (1, b) + tuple(ds.image_shape)) / (ds.num_levels - 1)).astype(np.float32)
+    batch = {"x": x}
+    if cfg.model.conditional:
+        batch["y"] = rng.integers(0, max(ds.num_classes, 1), (1, b)).astype(np.int32)
+    state = r.put_state(run.init_state())
+    dev_batch = r.put_batch(batch, batch_axis=1)
+    for _ in range(3):
+        state, m = r.train(state, dev_batch)
+    jax.block_until_ready(m)
+    t = time.perf_counter()
+    with tempfile.TemporaryDirectory() as logdir:
+        with jax.profiler.trace(logdir, create_perfetto_trace=True):
+            for _ in range(FLAGS.steps):
+                state, m = r.train(state, dev_batch)
+            jax.block_until_ready(m)
+        wall = (time.perf_counter() - t) / FLAGS.steps
+        trace = sorted(glob.glob(f"{logdir}/**/perfetto_trace.json.gz", recursive=True))[-1]
+        events = json.load(gzip.open(trace))
+    events = events["traceEvents"] if isinstance(events, dict) else events
+    total, count = collections.Counter(), collections.Counter()
+    for e in events:
+        if e.get("ph") == "X" and "dur" in e and not e["name"].startswith(("$", "Thunk")):
+            total[e["name"]] += e["dur"]
+            count[e["name"]] += 1
+    meta = {}
+    for line in r.compile_train(state, dev_batch).as_text().splitlines():
+        found = re.match(r"\s*(?:ROOT )?%?([\w.\-]+) = (\S+) .*?op_name=\"([^\"]+)\"", line)
+        if found:
+            meta[found.group(1)] = (found.group(2), found.group(3))
+    print(f"{cfg.model.name}: {wall * 1e3:.1f} ms per traced step (wall, with tracing overhead)")
+    print(f"{'ms/step':>8}  {'calls':>5}  {'op':30s} {'shape':30s} source")
+    for name, us in total.most_common(FLAGS.top):
+        shape, source = meta.get(name, ("", ""))
+        kind = "bwd" if "transpose(" in source else ("fwd" if source else "")
+        print(f"{us / FLAGS.steps / 1e3:8.2f}  {count[name] // FLAGS.steps:5d}  {name[:30]:30s} {shape[:30]:30s} "
+              f"{kind} {source[-80:]}")
+
+
+if __name__ == "__main__":
+    flags.mark_flags_as_required(["config"])
+    app.run(main)
