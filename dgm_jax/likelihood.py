@@ -17,6 +17,7 @@ import math
 import jax
 import jax.numpy as jnp
 
+from dgm_jax import models
 from dgm_jax.models.conditioning import model_condition
 
 
@@ -35,7 +36,7 @@ def model_log_prob(model, params, x, y=None, mask_index=None) -> jax.Array:
 
     if mask_index is not None:
         return one(mask_index)
-    k = int(getattr(model, "num_eval_masks", 1))
+    k = models.num_eval_masks(model)
     if k == 1:
         return one(0)
     return log_mean_exp(jax.lax.map(one, jnp.arange(k)), axis=0)

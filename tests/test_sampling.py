@@ -1,6 +1,5 @@
 """Samplers: binary samples of the right shape; the fast methods draw exactly the naive samples;
 completions keep the given rows; the device count does not change the samples."""
-import dataclasses
 import textwrap
 
 import jax
