@@ -165,7 +165,12 @@ def resolve(base, member: Member) -> dict:
     """The member's validated config as a plain JSON-able dict (progress bars off: members log to files)."""
     cfg = apply_overrides(base, member.overrides)
     cfg.train.progress_bar = False
-    return _jsonable(config_schema.to_dict(config_schema.from_config_dict(cfg)))
+    return resolved(cfg)
+
+
+def resolved(config) -> dict:
+    """A ConfigDict validated against the typed schema, as the plain JSON-able dict run_member takes."""
+    return _jsonable(config_schema.to_dict(config_schema.from_config_dict(config)))
 
 
 def _jsonable(obj):
@@ -207,11 +212,14 @@ def _split_nll(workdir: Path, which: str, ds) -> float:
     return float(-np.concatenate(lp).astype(np.float64).mean())
 
 
-def run_member(name: str, overrides: dict, cfg: dict, member_dir: str, log_to_file: bool = True) -> dict:
+def run_member(name: str, overrides: dict, cfg: dict, member_dir: str, log_to_file: bool = True,
+               score_train: bool = True) -> dict:
     """Trains (or resumes) one member and records it in member_dir/sweep_member.json; returns that record.
 
     Exceptions are caught and recorded (status 'failed'), so one bad member
-    does not stop the sweep.
+    does not stop the sweep. score_train=False skips scoring the whole training
+    split with the final and best parameters (train_nll_* then None): for a mask
+    ensemble that is num_eval_masks passes over 50,000 images.
     """
     import dgm_jax  # noqa: WPS433
     from dgm_jax import data  # noqa: WPS433
@@ -231,9 +239,12 @@ def run_member(name: str, overrides: dict, cfg: dict, member_dir: str, log_to_fi
     t0 = time.time()
     try:
         results = dgm_jax.train_and_evaluate(cfg, member_dir)
-        ds = data.load_dataset(config_schema.from_config_dict(cfg).data, seed=cfg["seed"])
-        rec.update(results=results, train_nll_best=_split_nll(member_dir, "best", ds),
-                   train_nll_final=_split_nll(member_dir, "latest", ds), status="done")
+        rec.update(results=results, train_nll_best=None, train_nll_final=None)
+        if score_train:
+            ds = data.load_dataset(config_schema.from_config_dict(cfg).data, seed=cfg["seed"])
+            rec.update(train_nll_best=_split_nll(member_dir, "best", ds),
+                       train_nll_final=_split_nll(member_dir, "latest", ds))
+        rec["status"] = "done"
     except Exception as e:  # noqa: BLE001 - recorded; the sweep goes on with the other members
         rec.update(status="failed", error=f"{type(e).__name__}: {e}")
         log.error("sweep member %s failed:\n%s", name, traceback.format_exc())

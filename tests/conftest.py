@@ -12,6 +12,24 @@ BINARIZED_MNIST = SHARED_DATA / "binarized_mnist"
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+# The suite compiles hundreds of tiny programs and runs each for milliseconds, so most of its
+# time is XLA's CPU backend optimizing code (LLVM). The tests check properties (causality,
+# normalization, equalities between runs), not speed: they compile with backend optimization
+# off, about half the compile time. Every program of a comparison (resume == uninterrupted,
+# 2 devices == 1, fast sampler == naive) is compiled the same way, in-process and in the
+# subprocesses (xla_flags() below). DGM_JAX_TEST_FULL_OPT=1 runs the suite at XLA's default.
+TEST_XLA_FLAGS = "" if os.environ.get("DGM_JAX_TEST_FULL_OPT") == "1" else "--xla_backend_optimization_level=0"
+
+
+def xla_flags(devices: int | None = None) -> str:
+    """XLA_FLAGS for a test subprocess: the suite's flags, plus `devices` fake CPU devices."""
+    flags = [TEST_XLA_FLAGS] + ([f"--xla_force_host_platform_device_count={devices}"] if devices else [])
+    return " ".join(f for f in flags if f)
+
+
+if TEST_XLA_FLAGS and TEST_XLA_FLAGS not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + TEST_XLA_FLAGS).strip()
+
 # One persistent XLA compilation cache for this test session, shared by the xdist workers and
 # every subprocess (they inherit the environment): the many tiny runs compile the same
 # programs, and a cached executable is the same program, so results are unchanged. It is a
@@ -47,7 +65,7 @@ def run_python(code: str, *, devices: int = 1, timeout: int = 300, env_extra=Non
     """Runs `code` in a fresh interpreter with `devices` fake CPU devices; returns stdout."""
     import subprocess
     env = dict(os.environ)
-    env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+    env["XLA_FLAGS"] = xla_flags(devices)
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
     env.update(env_extra or {})
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
@@ -59,8 +77,9 @@ def run_python(code: str, *, devices: int = 1, timeout: int = 300, env_extra=Non
 
 # The longest files start first, so that the xdist workers (pytest.ini: -n 2
 # --dist=loadfile, one file per worker) finish together instead of one waiting on the other.
-LONGEST_FIRST = ("test_multiprocess.py", "test_faults.py", "test_sweeps.py", "test_evaluate_checkpoint.py",
-                 "test_train.py", "test_data.py", "test_model_training.py", "test_parallel.py")
+LONGEST_FIRST = ("test_sampling.py", "test_faults.py", "test_model_training.py", "test_models.py",
+                 "test_data.py", "test_evaluate_checkpoint.py", "test_multiprocess.py", "test_train.py",
+                 "test_sweeps.py", "test_paper_table.py", "test_parallel.py", "test_nade.py")
 
 
 def pytest_collection_modifyitems(session, config, items):

@@ -11,14 +11,34 @@ CONFIG_DIR = Path(__file__).resolve().parents[1] / "experiments" / "configs"
 CONFIG_FILES = sorted(p.stem for p in CONFIG_DIR.glob("*.py") if p.stem not in ("__init__", "base"))
 
 
-@pytest.mark.parametrize("name", CONFIG_FILES)
-@pytest.mark.parametrize("variant", ["", "tiny"])
-def test_every_experiment_config_validates(name, variant):
+def _variants(name: str) -> list[tuple[str, bool]]:
+    """(variant, is_small) of a config file: '' and 'tiny', or for a file of table rows (ROWS)
+    every row and its ',smoke' form."""
+    module = importlib.import_module(f"experiments.configs.{name}")
+    rows = getattr(module, "ROWS", None)
+    if rows:
+        return [(r, False) for r in rows] + [(f"{r},smoke", True) for r in rows]
+    return [("", False), ("tiny", True)]
+
+
+CASES = [(name, variant, small) for name in CONFIG_FILES for variant, small in _variants(name)]
+
+
+@pytest.mark.parametrize("name,variant,small", CASES)
+def test_every_experiment_config_validates(name, variant, small):
     module = importlib.import_module(f"experiments.configs.{name}")
     cfg = config_schema.from_config_dict(module.get_config(variant))
     assert isinstance(cfg, config_schema.Config)
-    if variant == "tiny":
+    if small:
         assert cfg.train.num_steps <= 200
+
+
+def test_table_rows_refuse_unknown_names():
+    from experiments.configs import paper_table
+    with pytest.raises(ValueError, match="unknown row 'nad'.*nade"):
+        paper_table.get_config("nad")
+    with pytest.raises(ValueError, match="unknown option 'tiny'"):
+        paper_table.get_config("nade,tiny")
 
 
 def test_unknown_key_is_an_error_with_suggestion():

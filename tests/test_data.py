@@ -82,6 +82,23 @@ def test_mnist5k_carve_is_pinned():
     assert hashlib.sha256(ds.images["validation"].tobytes()).hexdigest()[:16] == "03e6a4ce5bb65047"
 
 
+
+def test_digits_read_from_the_csv_are_sklearns_digits(monkeypatch):
+    """The direct csv reader (no sklearn import) gives exactly what load_digits gives, and the
+    fallback through sklearn is taken when the file is not where this scikit-learn keeps it."""
+    from sklearn.datasets import load_digits as sklearn_digits
+    from dgm_jax.data import embedded
+    bunch = sklearn_digits()
+    for fallback in (False, True):
+        embedded._digits_arrays.cache_clear()
+        if fallback:
+            monkeypatch.setattr("importlib.util.find_spec", lambda name: None)
+        images, labels = embedded._digits_arrays()
+        np.testing.assert_array_equal(images, bunch.images.astype(np.uint8))
+        np.testing.assert_array_equal(labels, bunch.target)
+        assert images.dtype == np.uint8 and labels.dtype == np.int32
+    embedded._digits_arrays.cache_clear()
+
 def test_train_subset_is_fixed_and_leaves_eval_splits():
     full = load_dataset(DataConfig(name="mnist5k"))
     sub = load_dataset(DataConfig(name="mnist5k", train_subset=100))

@@ -17,7 +17,7 @@ from PIL import Image
 
 import dgm_jax
 from dgm_jax import checkpointing, evaluation
-from conftest import REPO
+from conftest import REPO, xla_flags
 
 
 def _tiny(module: str):
@@ -41,7 +41,7 @@ def runs(tmp_path_factory):
 
 
 def _script(name, *args, devices=1):
-    env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
+    env = {**os.environ, "XLA_FLAGS": xla_flags(devices)}
     return subprocess.run([sys.executable, f"experiments/{name}.py", *args], cwd=REPO, capture_output=True,
                           text=True, timeout=300, env=env)
 

@@ -27,7 +27,7 @@ import pytest
 
 import dgm_jax
 from dgm_jax import checkpointing
-from conftest import REPO
+from conftest import REPO, xla_flags
 
 FLAGS = ["--config=experiments/configs/pixelcnn.py:tiny", "--config.optim.ema_decay=0.99", "--config.train.num_steps=40",
          "--config.train.log_every=5", "--config.train.eval_every=20", "--config.train.checkpoint_every=10",
@@ -109,7 +109,7 @@ app.run(launch.main, argv=["launch.py", f"--workdir={workdir}"] + flags)
 @pytest.fixture(scope="module")
 def cache_env(tmp_path_factory):
     return {"JAX_COMPILATION_CACHE_DIR": str(tmp_path_factory.mktemp("jax_cache")),
-            "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0", "XLA_FLAGS": "", "JAX_PLATFORMS": "cpu"}
+            "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0", "XLA_FLAGS": xla_flags(), "JAX_PLATFORMS": "cpu"}
 
 
 class Run:

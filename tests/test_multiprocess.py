@@ -6,6 +6,7 @@ import socket
 
 import pytest
 
+from conftest import xla_flags
 from test_faults import Run, _assert_same_state, _steps
 
 BASE = ["--config=experiments/configs/pixelcnn.py:tiny", "--config.train.parallelism=shard_map",
@@ -23,7 +24,7 @@ def _free_port() -> int:
 def cache_env(tmp_path_factory):
     return {"JAX_COMPILATION_CACHE_DIR": str(tmp_path_factory.mktemp("jax_cache")),
             "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0", "JAX_PLATFORMS": "cpu",
-            "XLA_FLAGS": "--xla_force_host_platform_device_count=1"}
+            "XLA_FLAGS": xla_flags(1)}
 
 
 def _launch_pair(wd, env, **test_env):
@@ -54,7 +55,7 @@ def test_two_processes_match_one_and_resume_after_preemption(tmp_path, cache_env
 
     # 1 process with 2 devices, fed the same global batches (shard 0's rows, then shard 1's).
     ref = tmp_path / "one"
-    one = Run(ref, {**cache_env, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}, base_flags=BASE,
+    one = Run(ref, {**cache_env, "XLA_FLAGS": xla_flags(2)}, base_flags=BASE,
               interleave_processes=2)
     assert one.finish(timeout=300) == 0, one.stderr()[-3000:]
     # The same per-device arithmetic and a 2-term all-reduce: equal to the bit on CPU.

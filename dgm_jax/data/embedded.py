@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import importlib.resources
+from pathlib import Path
 
 import numpy as np
 
@@ -64,7 +65,33 @@ def load_mnist5k(cfg: DataConfig, seed: int = 0) -> splits.RawSplits:
 def load_digits(cfg: DataConfig, seed: int = 0) -> splits.RawSplits:
     """scikit-learn's 1,797 8x8 digits: [8, 8, 1], 10 classes, carved as in the module docstring."""
     del seed
-    from sklearn.datasets import load_digits as sklearn_digits  # sklearn is slow to import; only here
-    bunch = sklearn_digits()
-    grey = bunch.images.astype(np.uint8)          # float64 grey levels 0..16, exact integers
-    return _carve(grey, bunch.target.astype(np.int32), 16, DIGITS_TEST_PER_CLASS, cfg.validation_fraction)
+    grey, labels = _digits_arrays()
+    return _carve(grey, labels, 16, DIGITS_TEST_PER_CLASS, cfg.validation_fraction)
+
+
+@functools.lru_cache(maxsize=1)
+def _digits_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """The 1,797 digits as uint8 [N, 8, 8] grey levels 0..16 and int32 labels.
+
+    Read straight from the csv that scikit-learn ships (64 pixel columns then the label, one row
+    per image: what `sklearn.datasets.load_digits` parses): importing sklearn.datasets costs
+    about 1.8 s, most of a tiny run's start-up. If the file is not where this scikit-learn keeps
+    it, sklearn's own loader is used; a test checks that both give the same arrays.
+    """
+    import gzip
+    import importlib.util
+    spec = importlib.util.find_spec("sklearn")
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    path = Path(locations[0]) / "datasets" / "data" / "digits.csv.gz" if locations else None
+    if path is not None and path.is_file():
+        with gzip.open(path, "rt") as f:
+            table = np.loadtxt(f, delimiter=",", dtype=np.int64)
+        images, labels = table[:, :64].reshape(-1, 8, 8), table[:, 64]
+    else:
+        from sklearn.datasets import load_digits as sklearn_digits  # slow import: the fallback only
+        bunch = sklearn_digits()
+        images, labels = bunch.images, bunch.target
+    images, labels = images.astype(np.uint8), labels.astype(np.int32)
+    images.setflags(write=False)
+    labels.setflags(write=False)
+    return images, labels
