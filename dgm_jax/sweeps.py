@@ -223,6 +223,7 @@ def run_member(name: str, overrides: dict, cfg: dict, member_dir: str, log_to_fi
     """
     import dgm_jax  # noqa: WPS433
     from dgm_jax import data  # noqa: WPS433
+    from dgm_jax.train import Preempted  # noqa: WPS433
 
     member_dir = Path(member_dir)
     member_dir.mkdir(parents=True, exist_ok=True)
@@ -245,6 +246,11 @@ def run_member(name: str, overrides: dict, cfg: dict, member_dir: str, log_to_fi
             rec.update(train_nll_best=_split_nll(member_dir, "best", ds),
                        train_nll_final=_split_nll(member_dir, "latest", ds))
         rec["status"] = "done"
+    except Preempted:
+        # Not a failure: a checkpoint of the current step is saved; the next run resumes it.
+        # The whole sweep stops (the caller exits with the pre-emption code).
+        rec["status"] = "preempted"
+        raise
     except Exception as e:  # noqa: BLE001 - recorded; the sweep goes on with the other members
         rec.update(status="failed", error=f"{type(e).__name__}: {e}")
         log.error("sweep member %s failed:\n%s", name, traceback.format_exc())

@@ -42,8 +42,14 @@ def main(argv):
         rows = sweeps.collect_rows(Path(FLAGS.workdir).absolute(), members)
         sweeps.write_report(rows, FLAGS.workdir)
     else:
-        rows = sweeps.run_sweep(FLAGS.sweep, FLAGS.workdir, smoke=FLAGS.smoke, parallel=FLAGS.parallel,
-                                only=FLAGS.only)
+        from dgm_jax import distributed
+        from dgm_jax.train import Preempted
+        try:
+            rows = sweeps.run_sweep(FLAGS.sweep, FLAGS.workdir, smoke=FLAGS.smoke, parallel=FLAGS.parallel,
+                                    only=FLAGS.only)
+        except Preempted as e:   # SIGTERM: the member saved a checkpoint; the same command resumes it
+            print(f"run_sweep: {e}", file=sys.stderr)
+            sys.exit(distributed.PREEMPTED_EXIT_CODE)
     print((Path(FLAGS.workdir) / "results.md").read_text())
     failed = [r["member"] for r in rows if r["status"] != "done" and (not FLAGS.only or r["member"] in FLAGS.only)]
     if failed:

@@ -51,6 +51,14 @@ def test_smoke_table_rows_report_rerun_and_resume(tmp_path):
     assert after["results"]["final_step"] == rec["results"]["final_step"]     # resumed, not retrained
     assert after["results"]["test_nll_nats"] == pytest.approx(rec["results"]["test_nll_nats"], abs=1e-9)
 
+    # A row whose settings changed since it trained is refused, not resumed under the new ones.
+    member = tmp_path / "fvsbn" / "sweep_member.json"
+    edited = json.loads(member.read_text())
+    edited["config"]["optim"]["learning_rate"] *= 2
+    member.write_text(json.dumps(edited))
+    with pytest.raises(paper_table.TableError, match=r"config of row\(s\) fvsbn changed"):
+        paper_table.run_table(tmp_path, smoke=True)
+
     with pytest.raises(paper_table.TableError, match="holds a smoke table"):
         paper_table.run_table(tmp_path, smoke=False, report_only=True)
     with pytest.raises(paper_table.TableError, match=r"unknown rows \['nad'\]"):

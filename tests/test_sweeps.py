@@ -118,3 +118,24 @@ def test_finished_means_done_for_this_config(tmp_path):
     (d / sweeps.MEMBER_FILE).write_text(json.dumps({"status": "done", "config": cfg}))
     assert sweeps.is_finished(d, cfg)
     assert not sweeps.is_finished(d, {"train": {"num_steps": 40}})  # a changed config continues the run
+
+
+def test_a_preempted_member_is_not_failed_and_stops_the_sweep(tmp_path, monkeypatch):
+    """SIGTERM inside a member (train raises Preempted after saving): the record says 'preempted',
+    not 'failed', and the exception reaches the caller, so the sweep (or the table) stops there
+    instead of going on to the next member."""
+    import dgm_jax
+    from dgm_jax import sweeps
+    from dgm_jax.train import Preempted
+    from experiments.configs import pixelcnn
+
+    def preempted(cfg, workdir):
+        raise Preempted("Pre-empted (SIGTERM): saved a checkpoint at step 7", 7)
+
+    monkeypatch.setattr(dgm_jax, "train_and_evaluate", preempted)
+    cfg = sweeps.resolved(pixelcnn.get_config("tiny"))
+    with pytest.raises(Preempted):
+        sweeps.run_member("m", {}, cfg, str(tmp_path / "m"), log_to_file=False)
+    rec = sweeps.read_member(tmp_path / "m")
+    assert rec["status"] == "preempted" and "error" not in rec and rec["launches"] == 1
+    assert not sweeps.is_finished(tmp_path / "m", cfg)
