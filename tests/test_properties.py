@@ -27,7 +27,7 @@ def _log_sigmoid_ref(l: np.ndarray) -> np.ndarray:
     return -np.logaddexp(0.0, -l)
 
 
-@settings(max_examples=25, **SETTINGS)
+@settings(max_examples=15, **SETTINGS)
 @given(shape=st.tuples(st.integers(1, 3), st.integers(1, 5), st.integers(1, 5), st.integers(1, 3)),
        scale=st.sampled_from([0.1, 3.0, 30.0, 300.0]), p_one=st.floats(0.0, 1.0), seed=st.integers(0, 2**31 - 1))
 def test_bernoulli_log_prob_matches_float64_reference(shape, scale, p_one, seed):
@@ -54,7 +54,7 @@ def test_uniform_model_costs_exactly_one_bit_per_dimension(shape, seed):
     np.testing.assert_allclose(float(likelihood.bits_per_dim(nll.mean(), d)), 1.0, rtol=1e-6)
 
 
-@settings(max_examples=25, **SETTINGS)
+@settings(max_examples=15, **SETTINGS)
 @given(k=st.integers(1, 8), b=st.integers(1, 3), spread=st.sampled_from([1.0, 50.0, 3000.0]),
        seed=st.integers(0, 2**31 - 1))
 def test_log_mean_exp_matches_float64_reference(k, b, spread, seed):
@@ -78,7 +78,7 @@ def conv_cases(draw):
                 h=draw(st.integers(1, 6)), w=draw(st.integers(1, 6)), seed=draw(st.integers(0, 2**31 - 1)))
 
 
-@settings(max_examples=30, **SETTINGS)
+@settings(max_examples=18, **SETTINGS)
 @given(case=conv_cases())
 def test_masked_conv_depends_exactly_on_the_masked_past(case):
     """d y[r, c, o] / d x[r', c', i] equals the masked kernel tap (zero for every future position and,

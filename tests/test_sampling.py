@@ -47,7 +47,7 @@ FAST_CASES = [("pixelcnn", (8, 6, 1), True, 2.0),           # window method: 3 r
               ("gated_pixelcnn", (5, 4, 2), False, 2.0)]    # two channels: raster order over channels too
 # Grey levels and colour: (name, shape, conditional, scale, likelihood, K levels).
 MULTI_CASES = [("pixelcnn", (8, 6, 3), False, 1.0, "categorical", 4),
-               ("gated_pixelcnn", (5, 4, 3), True, 1.0, "discretized_logistic_mixture", 8),
+               ("gated_pixelcnn", (4, 3, 3), True, 1.0, "discretized_logistic_mixture", 8),
                ("gated_pixelcnn", (5, 4, 1), False, 1.0, "categorical", 17)]
 
 

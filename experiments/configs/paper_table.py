@@ -144,8 +144,8 @@ def smoke(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
                        "num_eval_masks": min(config.model.get("num_eval_masks", 1), 2)}.items():
         if key in config.model:
             config.model[key] = value
-    config.train.num_steps = 20
-    config.train.log_every = 10
+    config.train.num_steps = 10
+    config.train.log_every = 5
     config.train.eval_every = 10
     config.train.checkpoint_every = 10
     config.train.num_samples = 8
