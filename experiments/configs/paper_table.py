@@ -91,19 +91,25 @@ def nade() -> ml_collections.ConfigDict:
     return config
 
 
-def made_1mask() -> ml_collections.ConfigDict:
+def _made(num_hidden: int, num_hidden_layers: int, num_masks: int) -> ml_collections.ConfigDict:
+    """MADE with the masked direct input -> output connection, evaluated over all its masks."""
     config = _common("made")
-    config.model.num_hidden = 4000
-    config.model.num_hidden_layers = 1
-    config.model.num_masks = 1
-    config.model.num_eval_masks = 1
+    config.model.num_hidden = num_hidden
+    config.model.num_hidden_layers = num_hidden_layers
+    config.model.num_masks = num_masks
+    config.model.num_eval_masks = num_masks
     config.model.direct_connection = True
     config.optim.learning_rate = 1e-3
     config.optim.warmup_steps = 500
     config.optim.grad_clip_norm = 10.0
     config.optim.ema_decay = 0.999
-    config.train.num_steps = 25_000      # 50 epochs; early stopping usually ends it sooner
     config.train.log_every = 250
+    return config
+
+
+def made_1mask() -> ml_collections.ConfigDict:
+    config = _made(num_hidden=4000, num_hidden_layers=1, num_masks=1)
+    config.train.num_steps = 25_000      # 50 epochs; early stopping usually ends it sooner
     config.train.eval_every = 1000
     config.train.checkpoint_every = 1000
     config.train.early_stopping_patience = 5
@@ -111,18 +117,8 @@ def made_1mask() -> ml_collections.ConfigDict:
 
 
 def made_32masks() -> ml_collections.ConfigDict:
-    config = _common("made")
-    config.model.num_hidden = 2000
-    config.model.num_hidden_layers = 2
-    config.model.num_masks = 32
-    config.model.num_eval_masks = 32
-    config.model.direct_connection = True
-    config.optim.learning_rate = 1e-3
-    config.optim.warmup_steps = 500
-    config.optim.grad_clip_norm = 10.0
-    config.optim.ema_decay = 0.999
+    config = _made(num_hidden=2000, num_hidden_layers=2, num_masks=32)
     config.train.num_steps = 40_000      # 80 epochs: each mask sees 1/32 of the steps
-    config.train.log_every = 250
     config.train.eval_every = 5000       # a 32-mask validation pass costs ~32 forward passes
     config.train.checkpoint_every = 5000
     config.train.early_stopping_patience = 3
