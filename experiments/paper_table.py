@@ -111,7 +111,7 @@ def check_data(manual_dir: str, data_dir: str) -> None:
         return
     from dgm_jax.data import tfds_sets
     try:
-        tfds_sets._check_manual_dir(manual_dir)
+        tfds_sets.check_manual_dir(manual_dir)
     except FileNotFoundError as e:
         raise TableError(f"the binarized MNIST is missing: {e}") from None
 

@@ -43,7 +43,7 @@ def _decode_split(source, keys=("image",)) -> dict[str, np.ndarray]:
     return {k: np.stack([r[k] for r in records]) for k in keys}
 
 
-def _check_manual_dir(manual_dir: str) -> Path:
+def check_manual_dir(manual_dir: str) -> Path:
     """The manual dir as a Path; FileNotFoundError naming what is missing and where to get it."""
     if not manual_dir:
         raise FileNotFoundError(
@@ -67,7 +67,7 @@ def load_binarized_mnist(cfg: DataConfig, seed: int = 0) -> splits.RawSplits:
     import tensorflow_datasets as tfds
     builder = tfds.builder("binarized_mnist", data_dir=cfg.data_dir or None, file_format="array_record")
     if not builder.is_prepared():
-        manual_dir = _check_manual_dir(cfg.manual_dir)
+        manual_dir = check_manual_dir(cfg.manual_dir)
         # try_download_gcs=False: never look for a pre-built copy online; the
         # download manager then finds each .amat in manual_dir by its
         # registered name and checks its SHA-256 against checksums.tsv.
