@@ -53,6 +53,10 @@ def _define_flags() -> None:
 TRAIN_IMAGES = 50_000
 
 
+class TableError(Exception):
+    """A table that cannot run as asked (unknown rows, missing data, a workdir of the other kind)."""
+
+
 @dataclasses.dataclass(frozen=True)
 class Published:
     label: str              # the row as the table shows it
@@ -198,10 +202,6 @@ def write_report(rows: list[dict], workdir: Path, smoke: bool) -> None:
     lines += ["", "Sources of the published values:"]
     lines += [f"- {r['model']}: {r['source']}" for r in rows]
     (workdir / "paper_table.md").write_text("\n".join(lines) + "\n")
-
-
-class TableError(Exception):
-    """A table that cannot run as asked (unknown rows, missing data, a workdir of the other kind)."""
 
 
 def run_table(workdir, *, rows=(), smoke: bool = False, report_only: bool = False,
