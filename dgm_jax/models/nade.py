@@ -35,11 +35,16 @@ of r_n is sum over i >= nK of dL/da_i (a reverse prefix sum, again blocked),
 dW_n = M_n^T dL/da + X_n^T (cotangent of r_{n+1}), dV, db per block.
 (jnp.cumsum over [B, D, H], and its reverse-cumsum gradient, lower on XLA:CPU
 to an associative scan of strided slices and pads over the whole array: over
-10x slower per training step.) r_n is spread over the K positions by a
-[K, 1] x [1, B*H] matmul rather than a broadcast: its transpose (the per-block
-sum over k of dL/da) is then a matmul too; the reduction that a broadcast
-transposes into ran ~3x slower per training step on two threads under
-XLA:CPU (its YNNPACK reduce over the leading axis), though ~8% faster on one.
+10x slower per training step.) r_n is broadcast over the K positions; its
+transpose, the per-block sum over k of dL/da, is a reduction that XLA fuses
+with the elementwise backward. (An earlier version spread r_n by a
+[K, 1] x [1, B*H] matmul, faster while XLA:CPU's YNNPACK fusions were on;
+with them off, see dgm_jax/xla_cpu.py, the broadcast is faster.) The hidden
+units use dgm_jax.models.sigmoid, a polynomial sigmoid that XLA:CPU fuses into
+one vectorized loop; with jax.nn.sigmoid its exp and divide were the largest
+cost of the step. Storing h for the backward pass instead of recomputing it
+(no jax.checkpoint, or a policy that saves h) was 2x slower on a 2-core CPU:
+[B, D, H] round trips through memory cost more than the recomputation in cache.
 K = 8 measured best (vs 4 and 16) on a 2-core CPU at B = 100, H = 500;
 experiments/bench_nade.py times it against the original.
 
@@ -58,6 +63,7 @@ import jax
 import jax.numpy as jnp
 
 from dgm_jax.models.base import AutoregressiveImageModel
+from dgm_jax.models.sigmoid import sigmoid
 from dgm_jax.models.spec import ModelSpec
 
 _BLOCK = 8     # K: sub-pixels per block of the blocked prefix sum
@@ -91,16 +97,14 @@ def blocked_nade_outputs(xf: jax.Array, hidden_bias: jax.Array, w: jax.Array, v:
     vs = v.reshape(nb, k, nh, p)                                # [nb, K, H, P]
     bs = b.reshape(nb, k, p)                                    # [nb, K, P]
     tri = jnp.tril(jnp.ones((k, k), dtype), -1)                 # tri[k, l] = [l < k]
-    spread = jnp.ones((k, 1), jnp.float32)
 
     def block_step(running, inputs):
         """running [B, H] f32 = r_n; returns r_{n+1} and the block's outputs [K, B, P]."""
         x_blk, w_blk, v_blk, b_blk = inputs
         masked = (tri[:, None, :] * x_blk.T[None]).reshape(k * bsz, k)          # [(k, b), l]
         within = jnp.dot(masked, w_blk, preferred_element_type=jnp.float32)     # [(k, b), H]
-        offset = jnp.dot(spread, running.reshape(1, bsz * nh))                  # r_n for every k
-        a = offset.reshape(k, bsz, nh) + within.reshape(k, bsz, nh)
-        h = jax.nn.sigmoid(a.astype(dtype))                                     # [K, B, H]
+        a = running[None] + within.reshape(k, bsz, nh)                          # r_n + within, [K, B, H]
+        h = sigmoid(a.astype(dtype))                                            # [K, B, H]
         out = jnp.einsum("kbh,khp->kbp", h, v_blk) + b_blk[:, None, :]
         running = running + jnp.dot(x_blk.T, w_blk, preferred_element_type=jnp.float32)
         return running, out

@@ -12,7 +12,7 @@ the end.
 
 Rows (the published figure each is set beside is in experiments/paper_table.py):
   bernoulli     independent pixels; its MLE is the training pixel means (closed form).
-  fvsbn         784 logistic regressions, AdamW (a weak Gaussian prior), cosine decay.
+  fvsbn         784 logistic regressions, Adam + EMA, an L2 prior on the weights, cosine decay.
   nade          H = 500, fixed raster order, sigmoid hidden units, Adam + cosine.
   made_1mask    1 hidden layer, 1 fixed mask, with the masked direct input -> output
                 connection that the MADE authors' code enables for its MNIST runs.
@@ -48,26 +48,32 @@ def _common(model: str) -> ml_collections.ConfigDict:
 
 
 def bernoulli() -> ml_collections.ConfigDict:
-    # A concave problem with a closed-form optimum: a large constant step, 6 epochs.
+    # A concave problem with a closed-form optimum. With a constant step the mini-batch
+    # noise kept it 0.16 nats above the MLE; the cosine decay to zero removes that. The
+    # weak Gaussian prior (L2, 1e-6 per image) keeps the logit of a pixel that is never on
+    # in training finite (about -16.5, as the MLE's clip at 1/(2N) does), and moves any
+    # other logit by less than 1e-5 in probability.
     config = _common("bernoulli")
     config.optim.learning_rate = 3e-2
     config.optim.warmup_steps = 0
-    config.optim.schedule = "constant"
-    config.train.num_steps = 3000
-    config.train.log_every = 100
-    config.train.eval_every = 500
-    config.train.checkpoint_every = 500
+    config.penalties = (("l2", 1e-6, "all"),)
+    config.train.num_steps = 10_000      # 20 epochs
+    config.train.log_every = 250
+    config.train.eval_every = 1000
+    config.train.checkpoint_every = 1000
     return config
 
 
 def fvsbn() -> ml_collections.ConfigDict:
-    # Concave too, but 308k weights for 50k images: the weight decay and early stopping
-    # are what keeps the test NLL down.
+    # Concave too, but 308k weights for 50k images: a Gaussian prior on the weights (L2)
+    # and the EMA of the iterates are what keep the test NLL down. Chosen on validation
+    # (60 epochs each): AdamW 1e-3 with decoupled decay 1e-4, 99.14; Adam 2e-3 + EMA with
+    # L2 1e-4, 98.96; with L2 3e-5, 98.94 (this row).
     config = _common("fvsbn")
-    config.optim.name = "adamw"
-    config.optim.learning_rate = 1e-3
-    config.optim.weight_decay = 1e-4
+    config.optim.learning_rate = 2e-3
+    config.optim.ema_decay = 0.999
     config.optim.warmup_steps = 200
+    config.penalties = (("l2", 3e-5, "kernels"),)
     config.train.num_steps = 30_000      # 60 epochs
     config.train.log_every = 250
     config.train.eval_every = 1000
@@ -108,8 +114,10 @@ def _made(num_hidden: int, num_hidden_layers: int, num_masks: int) -> ml_collect
 
 
 def made_1mask() -> ml_collections.ConfigDict:
+    # 4,000 units overfit after ~12 epochs (25k-step cosine: best validation at step 6,000,
+    # test 88.67); a schedule that has decayed by then is what this row uses.
     config = _made(num_hidden=4000, num_hidden_layers=1, num_masks=1)
-    config.train.num_steps = 25_000      # 50 epochs; early stopping usually ends it sooner
+    config.train.num_steps = 10_000      # 20 epochs, the cosine reaching zero at the end
     config.train.eval_every = 1000
     config.train.checkpoint_every = 1000
     config.train.early_stopping_patience = 5
@@ -118,7 +126,7 @@ def made_1mask() -> ml_collections.ConfigDict:
 
 def made_32masks() -> ml_collections.ConfigDict:
     config = _made(num_hidden=2000, num_hidden_layers=2, num_masks=32)
-    config.train.num_steps = 40_000      # 80 epochs: each mask sees 1/32 of the steps
+    config.train.num_steps = 20_000      # 40 epochs: each mask sees 1/32 of the steps
     config.train.eval_every = 5000       # a 32-mask validation pass costs ~32 forward passes
     config.train.checkpoint_every = 5000
     config.train.early_stopping_patience = 3
