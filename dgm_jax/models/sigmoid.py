@@ -17,7 +17,7 @@ training step that pair was the largest cost. This form is all multiply-adds, on
 divide and integer bit operations, which XLA fuses into one vectorized loop; NADE
 (H = 500, batch 100) trained ~1.5x faster with it on a 2-core AMD EPYC (Zen 4),
 with log-probabilities equal to jax.nn.sigmoid's to float32 rounding
-(experiments/bench_nade.py; tests/test_sigmoid.py). The derivative is
+(experiments/benchmark.py on the nade config; tests/test_sigmoid.py). The derivative is
 sigma (1 - sigma), from the output, as for jax.nn.sigmoid.
 
 Other dtypes (bfloat16, float16, float64) use jax.nn.sigmoid.
