@@ -4,6 +4,7 @@ parallelism are put together.
     run = dgm_jax.build_run(config)          # config: ml_collections.ConfigDict, dict or Config
     state = run.runner.put_state(run.init_state())
     state, metrics = run.runner.train(state, run.runner.put_batch(batch, batch_axis=1))
+    print(run.runner.host_metrics(metrics)["nll"])      # metrics stay on the devices until read
 
 Training (dgm_jax/train.py), benchmarks (experiments/benchmark.py) and tests
 use :func:`build_run`; loading a saved run (dgm_jax/api.py) uses
@@ -19,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dgm_jax import config_schema, models, observations, optim, parallel, rundir, train_state
+from dgm_jax import config_schema, models, observations, optim, parallel, rundir, train_state, xla_cpu
 from dgm_jax.config_schema import Config
 
 
@@ -99,13 +100,15 @@ def build_run(config: Any, *, ds=None, penalty_fn=None, with_penalties: bool = T
     from dgm_jax import data  # noqa: WPS433 - grain and the loaders only when a run is built
 
     cfg = config if isinstance(config, Config) else config_schema.from_config_dict(config)
+    devices = xla_cpu.run_devices(cfg.train.cpu_devices)    # before anything runs on a device
     if ds is None:
         ds = data.load_dataset(cfg.data, seed=cfg.seed)
     check_data_for_model(cfg, ds)
     lik = likelihood_name(cfg, ds.num_levels)
     model = build_model_for(cfg, image_shape=ds.image_shape, num_levels=ds.num_levels, num_classes=ds.num_classes)
-    # pmap: the devices of this process; shard_map: every device of every process.
-    n_dev = jax.local_device_count() if cfg.train.parallelism == "pmap" else jax.device_count()
+    # pmap: the devices of this process; shard_map: every device of every process (or cpu_devices of them).
+    n_dev = len(devices) if devices else \
+        (jax.local_device_count() if cfg.train.parallelism == "pmap" else jax.device_count())
     parallel.check_batch_divides(cfg.train.batch_size, n_dev, "train.batch_size")
     parallel.check_batch_divides(cfg.train.eval_batch_size, n_dev, "train.eval_batch_size")
     tx = optim.make_optimizer(cfg.optim, cfg.train.num_steps)
@@ -115,5 +118,5 @@ def build_run(config: Any, *, ds=None, penalty_fn=None, with_penalties: bool = T
         penalty_fn = penalties.from_config(cfg.penalties, num_steps=cfg.train.num_steps)
     runner = parallel.make_runner(cfg.train.parallelism, model=model, tx=tx, schedule=schedule,
                                   ema_decay=cfg.optim.ema_decay, penalty_fn=penalty_fn,
-                                  num_dims=int(np.prod(ds.image_shape)))
+                                  num_dims=int(np.prod(ds.image_shape)), devices=devices)
     return Run(cfg=cfg, ds=ds, model=model, tx=tx, schedule=schedule, runner=runner, likelihood=lik)

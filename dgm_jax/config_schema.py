@@ -130,6 +130,8 @@ class TrainConfig:
     keep_checkpoints: int = 3        # latest checkpoints kept (the best one is kept in addition)
     early_stopping_patience: int = 0 # evaluations without improvement before stopping (0 = off)
     parallelism: str = "pmap"        # pmap | shard_map (same per-device step, two mappings)
+    cpu_devices: int = 0             # on a CPU, data-parallel devices: 0 = every device JAX has (one unless
+                                     # XLA_FLAGS asks for more); N = N; -1 = one per core (dgm_jax/xla_cpu.py)
     steps_per_dispatch: int = 1      # optimizer steps fused per device call (lax.scan)
     nonfinite_policy: str = "skip"   # skip: drop a non-finite update and count it | stop: raise
     num_samples: int = 64            # samples drawn for the final grid
@@ -290,6 +292,9 @@ def validate(cfg: Config) -> None:
     for key, value in positive.items():
         if value <= 0:
             raise ConfigError(f"config.{key} must be positive, got {value}")
+    if cfg.train.cpu_devices < -1:
+        raise ConfigError(f"config.train.cpu_devices must be -1 (one per core), 0 (JAX's default) or a "
+                          f"positive count, got {cfg.train.cpu_devices}")
     if cfg.train.num_steps < 0:
         raise ConfigError(f"config.train.num_steps must be >= 0, got {cfg.train.num_steps}")
     if not 0.0 <= cfg.optim.ema_decay < 1.0:

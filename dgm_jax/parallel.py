@@ -92,8 +92,14 @@ class PmapRunner:
         return self._train.lower(state, batch).compile()
 
     def train(self, state, batch):
-        state, metrics = self._train(state, batch)
-        return state, jax.tree.map(lambda m: m[0], metrics)
+        """(new state, metrics) with the metrics still on the devices, one copy per device:
+        read them with host_metrics (selecting device 0 here would cost one dispatch per
+        metric per step)."""
+        return self._train(state, batch)
+
+    def host_metrics(self, metrics) -> dict[str, float]:
+        """The metrics of a train dispatch as host floats (device 0's; every device holds the same)."""
+        return {k: float(np.asarray(v)[0]) for k, v in jax.device_get(metrics).items()}
 
     def eval(self, params_replicated, batch) -> jax.Array:
         """Per-example values in the original batch order, [B]."""
@@ -163,8 +169,12 @@ class ShardMapRunner:
         return self._train.lower(state, batch).compile()
 
     def train(self, state, batch):
-        state, metrics = self._train(state, batch)
-        return state, _local(metrics)
+        """(new state, metrics) with the metrics still on the devices (read them with host_metrics)."""
+        return self._train(state, batch)
+
+    def host_metrics(self, metrics) -> dict[str, float]:
+        """The metrics of a train dispatch as host floats (this process's copy)."""
+        return {k: float(v) for k, v in jax.device_get(_local(metrics)).items()}
 
     def eval(self, params, batch) -> jax.Array:
         """Per-example values of the global batch in order, [B], readable on every process."""

@@ -217,11 +217,14 @@ class Term(NamedTuple):
     penalty: Penalty
 
 
-def combine(*terms: Term) -> Callable[..., tuple[jax.Array, dict[str, jax.Array]]]:
+def combine(*terms: Term, reads_outputs: bool = True) -> Callable[..., tuple[jax.Array, dict[str, jax.Array]]]:
     """penalty_fn(params, *, batch, outputs, observation, step, rng) -> (sum_k lambda_k(step) R_k, {name_k: R_k}).
 
     Each term gets its own key, fold_in(rng, k). The dict holds the unweighted
     values (what steps.py logs); the total is what is added to the NLL.
+    ``penalty_fn.reads_outputs`` tells the train step whether the terms need the model's
+    outputs (else it may compute log p without materializing them, and passes
+    outputs=None); say False only when every term reads params alone.
     """
     names = [t.name for t in terms]
     if len(set(names)) != len(names):
@@ -238,6 +241,7 @@ def combine(*terms: Term) -> Callable[..., tuple[jax.Array, dict[str, jax.Array]
             values[term.name] = value
         return total, values
 
+    penalty_fn.reads_outputs = reads_outputs
     return penalty_fn
 
 
@@ -266,7 +270,7 @@ def from_config(penalty_configs: Sequence[Any], num_steps: int):
     names from :func:`term_name` (made unique with _2, _3 if two terms collide).
     Unknown names, masks or schedules, and negative weights, are ValueErrors.
     """
-    terms, seen = [], {}
+    terms, seen, reads_outputs = [], {}, False
     for i, pc in enumerate(penalty_configs):
         name, weight = _field(pc, "name"), _field(pc, "weight")
         mask = _field(pc, "mask", "all")
@@ -279,6 +283,7 @@ def from_config(penalty_configs: Sequence[Any], num_steps: int):
                 or weight < 0:
             raise ValueError(f"{where}: the weight of {name!r} must be a finite number >= 0, got {weight!r}")
         spec = _PENALTIES[name]
+        reads_outputs = reads_outputs or not spec.on_params
         if not isinstance(mask, str):
             raise ValueError(f"{where}: mask must be a string, got {mask!r}")
         if spec.on_params:
@@ -306,4 +311,4 @@ def from_config(penalty_configs: Sequence[Any], num_steps: int):
         base = term_name(name, mask)
         seen[base] = seen.get(base, 0) + 1
         terms.append(Term(base if seen[base] == 1 else f"{base}_{seen[base]}", w, fn))
-    return combine(*terms)
+    return combine(*terms, reads_outputs=reads_outputs)

@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from dgm_jax import likelihood, models
+from dgm_jax import likelihood, models, optim
 from dgm_jax.models.conditioning import model_condition
 from dgm_jax.train_state import TrainState
 
@@ -39,8 +39,12 @@ def loss_fn(params, batch, rng, step, *, model, penalty_fn: PenaltyFn | None = N
     mask_rng, penalty_rng = jax.random.split(rng)
     n_masks = models.num_train_masks(model)
     mask_index = jax.random.randint(mask_rng, (), 0, n_masks) if n_masks > 1 else 0
-    outputs = model.apply({"params": params}, x, cond, mask_index=mask_index)
-    log_p = model.obs.log_prob(outputs, x)
+    if penalty_fn is not None and getattr(penalty_fn, "reads_outputs", True):
+        outputs = model.apply({"params": params}, x, cond, mask_index=mask_index)
+        log_p = model.obs.log_prob(outputs, x)
+    else:   # the model's own log p (the same values; NADE's has a one-scan gradient)
+        outputs = None
+        log_p = model.apply({"params": params}, x, cond, mask_index=mask_index, method="log_prob")
     nll = -jnp.mean(log_p)
     aux = {"nll": nll}
     loss = nll
@@ -69,32 +73,35 @@ def train_step(state: TrainState, batch: dict, *, model, tx: optax.GradientTrans
     rng = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
     grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
     (_, aux), grads = grad_fn(state.params, batch, rng, state.step, model=model, penalty_fn=penalty_fn)
-    grads = jax.lax.pmean(grads, AXIS)
-    aux = jax.lax.pmean(aux, AXIS)
+    if jax.lax.axis_size(AXIS) > 1:      # (one device: nothing to average, and no all-reduce copy)
+        grads = jax.lax.pmean(grads, AXIS)
+        aux = jax.lax.pmean(aux, AXIS)
 
-    grad_norm = optax.global_norm(grads)
+    grad_norm = optim.global_norm(grads)
     finite = jnp.isfinite(aux["loss"]) & jnp.isfinite(grad_norm)
-    updates, new_opt_state = tx.update(grads, state.opt_state, state.params)
-    new_params = optax.apply_updates(state.params, updates)
     # EMA with the usual warm-up (1 + t) / (10 + t), so early averages are not
     # dominated by the random initialisation.
     decay = jnp.minimum(ema_decay, (1.0 + state.step) / (10.0 + state.step))
-    new_ema = jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, state.ema_params, new_params) \
-        if ema_decay > 0 else new_params
 
-    keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(finite, a, b), new, old)
+    def apply(operand):
+        params, opt_state, ema = operand
+        updates, opt_state = tx.update(grads, opt_state, params)
+        params = optax.apply_updates(params, updates)
+        ema = jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, ema, params) if ema_decay > 0 else params
+        return params, opt_state, ema
+
+    # The update runs only when finite (lax.cond, not a select over every parameter).
+    new_params, new_opt_state, new_ema = jax.lax.cond(
+        finite, apply, lambda operand: operand, (state.params, state.opt_state, state.ema_params))
     new_state = state.replace(
-        step=state.step + 1,
-        params=keep(new_params, state.params),
-        opt_state=keep(new_opt_state, state.opt_state),
-        ema_params=keep(new_ema, state.ema_params),
+        step=state.step + 1, params=new_params, opt_state=new_opt_state, ema_params=new_ema,
         num_skipped=state.num_skipped + jnp.where(finite, 0, 1).astype(jnp.int32),
         first_bad_step=jnp.where((state.first_bad_step < 0) & ~finite, state.step, state.first_bad_step),
     )
     metrics = dict(aux)
     metrics["bits_per_dim"] = likelihood.bits_per_dim(aux["nll"], num_dims)
     metrics["grad_norm"] = grad_norm
-    metrics["param_norm"] = optax.global_norm(state.params)
+    metrics["param_norm"] = optim.global_norm(state.params)
     metrics["learning_rate"] = schedule(state.step)
     metrics["finite"] = finite.astype(jnp.float32)
     return new_state, metrics

@@ -151,7 +151,7 @@ def _train_loop(run: _Session, state, iterator, step: int, record: dict, watcher
         pending = metrics
         last = step >= cfg.num_steps
         if step % cfg.log_every == 0 or last:
-            m = {k_: float(v) for k_, v in jax.device_get(pending).items()}
+            m = run.runner.host_metrics(pending)
             skipped = _check_nonfinite(run, state, step, skipped)
             m["num_skipped"] = skipped
             now = time.time()
@@ -246,7 +246,7 @@ def _final_report(run: _Session, state, record: dict, wall_time: float) -> dict:
         "stopped_early": record["stopped_early"], "num_skipped_updates": int(host.num_skipped),
         "num_params": int(sum(np.size(p) for p in jax.tree.leaves(host.params))),
         "model": cfg.model.name, "likelihood": run.run.likelihood, "data": cfg.data.name, "wall_time_s": wall_time,
-        "num_devices": jax.device_count(), "parallelism": cfg.train.parallelism,
+        "num_devices": run.runner.n, "parallelism": cfg.train.parallelism,
     }
     records = metric_writers.read_metrics(run.workdir / "metrics.jsonl")
     train_nll = [r["nll"] for r in records if r["split"] == "train" and r.get("nll") is not None]

@@ -74,6 +74,9 @@ PUBLISHED = {
     "made_1mask": Published("MADE, 1 hidden layer, 1 mask", 88.40, "Germain et al. (2015), MNIST results"),
     "made_32masks": Published("MADE, 2 hidden layers, 32 masks", 86.64,
                               "Germain et al. (2015); layers as listed by van den Oord et al. (2016)"),
+    "gated_pixelcnn": Published("Gated PixelCNN (beyond the papers above)", 81.30,
+                                "anchor: the original PixelCNN in van den Oord et al. (2016, PixelRNN), "
+                                "binarized MNIST results"),
 }
 assert set(PUBLISHED) == set(row_configs.ROWS)
 
@@ -217,6 +220,11 @@ def run_table(workdir, *, rows=(), smoke: bool = False, report_only: bool = Fals
     data_dir = data_dir or str(workdir / "tfds")
     todo = [r for r in row_configs.ROWS if not rows or r in rows]
     configs = {r: row_config(r, smoke=smoke, manual_dir=manual_dir, data_dir=data_dir) for r in todo}
+    # The rows run in this process, each on its config's train.cpu_devices CPU devices (NADE on
+    # one per core, the others on one): JAX is asked for the most any row uses before it starts.
+    from dgm_jax import xla_cpu
+    counts = [configs[r]["train"]["cpu_devices"] for r in todo]
+    xla_cpu.request_cpu_devices(-1 if -1 in counts else max(counts, default=0))
     if not smoke and not report_only:
         check_data(manual_dir, data_dir)
     workdir.mkdir(parents=True, exist_ok=True)

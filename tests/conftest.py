@@ -19,16 +19,19 @@ if str(REPO) not in sys.path:
 # 2 devices == 1, fast sampler == naive) is compiled the same way, in-process and in the
 # subprocesses (xla_flags() below). DGM_JAX_TEST_FULL_OPT=1 runs the suite at XLA's default.
 TEST_XLA_FLAGS = "" if os.environ.get("DGM_JAX_TEST_FULL_OPT") == "1" else "--xla_backend_optimization_level=0"
+# The device count is explicit everywhere in the suite (1 unless a test asks for more), so that a
+# config's train.cpu_devices (dgm_jax/xla_cpu.py) never changes the devices of a test worker.
+DEVICE_COUNT_FLAG = "--xla_force_host_platform_device_count"
 
 
 def xla_flags(devices: int | None = None) -> str:
-    """XLA_FLAGS for a test subprocess: the suite's flags, plus `devices` fake CPU devices."""
-    flags = [TEST_XLA_FLAGS] + ([f"--xla_force_host_platform_device_count={devices}"] if devices else [])
+    """XLA_FLAGS for a test subprocess: the suite's flags, plus `devices` (default 1) fake CPU devices."""
+    flags = [TEST_XLA_FLAGS, f"{DEVICE_COUNT_FLAG}={devices or 1}"]
     return " ".join(f for f in flags if f)
 
 
-if TEST_XLA_FLAGS and TEST_XLA_FLAGS not in os.environ.get("XLA_FLAGS", ""):
-    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + TEST_XLA_FLAGS).strip()
+if DEVICE_COUNT_FLAG not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + xla_flags()).strip()
 
 # One persistent XLA compilation cache for this test session, shared by the xdist workers and
 # every subprocess (they inherit the environment): the many tiny runs compile the same

@@ -1,7 +1,8 @@
 """The blocked-prefix-sum NADE (dgm_jax/models/nade.py) is the same model as the original
 cumsum implementation, kept below as _ReferenceNADE: same parameter tree and initial values,
 and the same outputs and parameter gradients (to 1e-4, float32) on random parameters, for
-P = 1 and P = 3, conditional or not, D a multiple of the block size or not. (Causality and
+P = 1 and P = 3, conditional or not, D a multiple of the block size or not; and its log_prob
+method (value and gradient in one scan) against the outputs. (Causality and
 normalization of NADE by Jacobian and enumeration are in tests/test_models.py.)
 """
 import math
@@ -136,3 +137,28 @@ def test_blocked_prefix_sum_many_blocks_and_shapes():
     for block in (1, 2, 5, 8, d, d + 1):
         out = jax.jit(nade.blocked_nade_outputs, static_argnames="block")(xf, hb, w, v, b, block=block)
         np.testing.assert_allclose(np.asarray(out), np.asarray(direct), rtol=0, atol=1e-5, err_msg=f"block={block}")
+
+
+@pytest.mark.parametrize("image_shape,conditional,num_levels", [((5, 5, 1), True, 2), ((3, 7, 1), False, 4)],
+                         ids=["5x5-P1-cond", "3x7-P4"])
+def test_log_prob_method_matches_the_outputs_and_their_gradient_for_any_image_weights(
+        image_shape, conditional, num_levels):
+    """model.log_prob (value and gradient from one scan, dgm_jax/models/nade.py) against the
+    observation model on the outputs and autodiff through them: the mean over the batch (the
+    training loss: equal image weights, the precomputed gradient) and arbitrary weights (the
+    fallback); no gradient reaches x."""
+    model, _ = build(image_shape, conditional, num_levels)
+    x, y = inputs(model, 5, num_levels, seed=1)
+    params = random_params(model, x, y, seed=2)
+    via_outputs = lambda p: model.obs.log_prob(model.apply({"params": p}, x, y), x)   # noqa: E731
+    via_method = lambda p: model.apply({"params": p}, x, y, method="log_prob")         # noqa: E731
+    np.testing.assert_allclose(np.asarray(jax.jit(via_method)(params)), np.asarray(jax.jit(via_outputs)(params)),
+                               rtol=1e-6, atol=ATOL)
+    for weights in (-jnp.ones(5) / 5, jax.random.normal(jax.random.key(4), (5,))):
+        g_ref = jax.jit(jax.grad(lambda p: jnp.sum(weights * via_outputs(p))))(params)
+        g_new = jax.jit(jax.grad(lambda p: jnp.sum(weights * via_method(p))))(params)
+        assert jax.tree.structure(g_new) == jax.tree.structure(g_ref)
+        for a, b in zip(jax.tree.leaves(g_new), jax.tree.leaves(g_ref)):
+            np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=0, atol=ATOL)
+    gx = jax.grad(lambda x_: jnp.sum(model.apply({"params": params}, x_, y, method="log_prob")))(x)
+    np.testing.assert_array_equal(np.asarray(gx), 0.0)

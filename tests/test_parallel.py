@@ -28,7 +28,7 @@ for name, par, devs in [("pmap2", "pmap", jax.devices()), ("pmap1", "pmap", jax.
     h = r.get_state(s)
     ev = r.eval(r.params_for_eval(s, True), r.put_batch({"x": x[0], "y": y[0]}))
     out[name] = {"leaves": [np.asarray(l).ravel().tolist() for l in jax.tree.leaves((h.params, h.ema_params))],
-                 "loss": float(m["loss"]), "step": int(h.step), "eval": np.asarray(ev).tolist()}
+                 "loss": r.host_metrics(m)["loss"], "step": int(h.step), "eval": np.asarray(ev).tolist()}
 out["init"] = [np.asarray(l).ravel().tolist() for l in jax.tree.leaves(state0.params)]
 print("JSON" + json.dumps(out))
 """

@@ -139,10 +139,13 @@ def test_launch_cli_overrides_and_rejects_typos(tmp_path):
     base = [sys.executable, "launch.py", "--config=experiments/configs/pixelcnn.py:tiny",
             f"--workdir={tmp_path / 'cli'}"]
     ok = subprocess.run(base + ["--config.train.num_steps=10", "--config.train.eval_every=10",
-                                "--config.train.checkpoint_every=10", "--config.train.log_every=10"],
+                                "--config.train.checkpoint_every=10", "--config.train.log_every=10",
+                                "--config.penalties=(('l2', 1e-3, 'kernels'),)"],   # as the README shows
                         cwd=REPO, capture_output=True, text=True, timeout=300)
     assert ok.returncode == 0, ok.stderr[-3000:]
-    assert json.loads((tmp_path / "cli" / "config.json").read_text())["train"]["num_steps"] == 10
+    saved = json.loads((tmp_path / "cli" / "config.json").read_text())
+    assert saved["train"]["num_steps"] == 10
+    assert [(p["name"], p["weight"], p["mask"]) for p in saved["penalties"]] == [("l2", 1e-3, "kernels")]
     assert (tmp_path / "cli" / "samples.png").is_file()
     bad = subprocess.run(base + ["--config.model.num_layer=3"], cwd=REPO, capture_output=True, text=True,
                          timeout=120)

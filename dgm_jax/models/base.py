@@ -52,6 +52,15 @@ class AutoregressiveImageModel(nn.Module):
             raise ValueError(f"a conditional {type(self).__name__} needs y [B, D]")
         return y
 
+    def log_prob(self, x: jax.Array, y: jax.Array | None = None, mask_index=0) -> jax.Array:
+        """[B] log p(x | y) in nats: the observation model on this model's outputs. A model may
+        compute it another way with the same values (NADE: value and gradient in one scan);
+        training uses it when no penalty reads the outputs (dgm_jax/steps.py).
+
+            log_p = model.apply({"params": params}, x, y, mask_index=0, method="log_prob")
+        """
+        return self.obs.log_prob(self(x, y, mask_index=mask_index), x)
+
     def output_shape(self, x: jax.Array) -> tuple[int, ...]:
         """[B, h, W, C, P] for input x [B, h, W, C] (h < H for a window of rows)."""
         return tuple(x.shape) + (self.params_per_subpixel,)

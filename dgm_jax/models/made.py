@@ -71,7 +71,12 @@ def hidden_degrees(num_inputs: int, num_hidden: int, num_hidden_layers: int,
 
 
 class _MaskedDense(nn.Module):
-    """y = x @ (kernel * mask) + bias; mask [in, out] given at call time."""
+    """y = x @ (kernel * mask) + bias in float32; mask [in, out] given at call time.
+
+    The product takes x and the masked kernel in ``dtype`` and accumulates in float32
+    (with bfloat16, the CPU's or GPU's bfloat16 matrix units), so the logits are float32
+    sums whatever the compute dtype.
+    """
     features: int
     use_bias: bool = True
     dtype: Any = jnp.float32
@@ -79,9 +84,9 @@ class _MaskedDense(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array, mask: jax.Array) -> jax.Array:
         kernel = self.param("kernel", nn.initializers.lecun_normal(), (x.shape[-1], self.features), jnp.float32)
-        y = x @ (kernel * mask).astype(self.dtype)
+        y = jnp.dot(x.astype(self.dtype), (kernel * mask).astype(self.dtype), preferred_element_type=jnp.float32)
         if self.use_bias:
-            y = y + self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32).astype(self.dtype)
+            y = y + self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32)
         return y
 
 
@@ -140,7 +145,7 @@ class MADE(AutoregressiveImageModel):
             h = _MaskedDense(self.num_hidden, dtype=self.dtype, name=f"hidden_{l}")(h, mask)
             if y is not None:
                 h = h + nn.Dense(self.num_hidden, use_bias=False, dtype=self.dtype, name=f"cond_{l}")(y)
-            h = nn.relu(h)
+            h = nn.relu(h).astype(self.dtype)
             prev_deg = deg
         # Output (i, p) is masked like output i: the mask's columns repeated P times.
         p = self.params_per_subpixel

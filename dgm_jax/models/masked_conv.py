@@ -33,6 +33,26 @@ import jax.numpy as jnp
 import numpy as np
 
 
+def add_bias(y: jax.Array, bias: jax.Array) -> jax.Array:
+    """y [B, ..., F] + bias, bias [F] (shared) or [B, F] (per example, e.g. a conditioning V y).
+
+    The bias is broadcast by a rank-1 product, ones [N, 1] x bias [1, F] over the N positions
+    (per example for [B, F]). The same numbers as ``y + bias`` (each entry is 1 * bias_f,
+    exactly), but the gradient with respect to the bias becomes the product ones^T x dL/dy, a
+    matrix-vector product, instead of the sum over positions that XLA:CPU runs as a slow column
+    reduction of [B, H, W, F] (the reduce-windows of its tree-reduction rewrite). With this form
+    the gated PixelCNN's train step ran 1.28x faster at 5 x 32 and 7 x 64 on a 2-core Intel Xeon
+    (experiments/benchmark.py, batch 64).
+    """
+    bias = bias.astype(y.dtype)
+    if bias.ndim == 1:
+        n = y.size // y.shape[-1]
+        return y + jnp.dot(jnp.ones((n, 1), y.dtype), bias[None, :]).reshape(y.shape)
+    b, n = y.shape[0], y.size // (y.shape[0] * y.shape[-1])
+    spread = jnp.einsum("bnk,bkf->bnf", jnp.ones((b, n, 1), y.dtype), bias[:, None, :])
+    return y + spread.reshape(y.shape)
+
+
 def pointwise(x: jax.Array, kernel: jax.Array) -> jax.Array:
     """x [..., in] @ kernel [in, out] -> [..., out], as ONE 2-D matrix product over all positions.
 
@@ -60,7 +80,7 @@ class PointwiseDense(nn.Module):
         kernel = self.param("kernel", nn.initializers.lecun_normal(), (x.shape[-1], self.features), jnp.float32)
         y = pointwise(x.astype(self.dtype), kernel.astype(self.dtype))
         if self.use_bias:
-            y = y + self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32).astype(self.dtype)
+            y = add_bias(y, self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32))
         return y
 
 
@@ -118,5 +138,5 @@ class MaskedConv2D(nn.Module):
                 dimension_numbers=("NHWC", "HWIO", "NHWC"))
         if self.use_bias:
             bias = self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32)
-            y = y + bias.astype(self.dtype)
+            y = add_bias(y, bias)
         return y

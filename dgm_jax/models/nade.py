@@ -56,6 +56,7 @@ to ``dtype`` before the sigmoid, and the sigmoid and the output layer run in
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 
 import flax.linen as nn
@@ -82,43 +83,183 @@ def blocked_nade_outputs(xf: jax.Array, hidden_bias: jax.Array, w: jax.Array, v:
     Returns [B, D, P] in ``dtype``.
     """
     bsz, d = xf.shape
-    nh, p = w.shape[1], v.shape[-1]
-    k = block
-    nb = -(-d // k)
-    pad = nb * k - d
-    xf, w, v, b = xf.astype(dtype), w.astype(dtype), v.astype(dtype), b.astype(dtype)
-    if pad:                                                    # zero inputs add nothing to any a_i
-        xf = jnp.pad(xf, ((0, 0), (0, pad)))
-        w = jnp.pad(w, ((0, pad), (0, 0)))
-        v = jnp.pad(v, ((0, pad), (0, 0), (0, 0)))
-        b = jnp.pad(b, ((0, pad), (0, 0)))
-    xs = xf.reshape(bsz, nb, k).transpose(1, 2, 0)             # [nb, K, B]: x_{b, nK+l}
-    ws = w.reshape(nb, k, nh)                                   # [nb, K, H]
-    vs = v.reshape(nb, k, nh, p)                                # [nb, K, H, P]
-    bs = b.reshape(nb, k, p)                                    # [nb, K, P]
-    tri = jnp.tril(jnp.ones((k, k), dtype), -1)                 # tri[k, l] = [l < k]
+    p, k = v.shape[-1], block
+    xs, ws, vs, bs = _blocks(xf, w, v, b, dtype, k)
 
     def block_step(running, inputs):
         """running [B, H] f32 = r_n; returns r_{n+1} and the block's outputs [K, B, P]."""
         x_blk, w_blk, v_blk, b_blk = inputs
-        masked = (tri[:, None, :] * x_blk.T[None]).reshape(k * bsz, k)          # [(k, b), l]
-        within = jnp.dot(masked, w_blk, preferred_element_type=jnp.float32)     # [(k, b), H]
-        a = running[None] + within.reshape(k, bsz, nh)                          # r_n + within, [K, B, H]
-        h = sigmoid(a.astype(dtype))                                            # [K, B, H]
-        out = jnp.einsum("kbh,khp->kbp", h, v_blk) + b_blk[:, None, :]
+        _, h, out = _block_forward(running, x_blk, w_blk, v_blk, b_blk, dtype)
         running = running + jnp.dot(x_blk.T, w_blk, preferred_element_type=jnp.float32)
         return running, out
 
     _, out = jax.lax.scan(jax.checkpoint(block_step), hidden_bias.astype(jnp.float32), (xs, ws, vs, bs))
-    return out.reshape(nb * k, bsz, p).transpose(1, 0, 2)[:, :d]               # [B, D, P]
+    return out.reshape(-1, bsz, p).transpose(1, 0, 2)[:, :d]                   # [B, D, P]
+
+
+def _blocks(xf, w, v, b, dtype, k):
+    """The inputs and parameters cut into blocks of K sub-pixels, D zero-padded to a multiple of K
+    (zero inputs add nothing to any a_i; the outputs of padded positions are dropped):
+    xs [nb, K, B] (x_{b, nK+l}), ws [nb, K, H], vs [nb, K, H, P], bs [nb, K, P]."""
+    bsz, d = xf.shape
+    nh, p = w.shape[1], v.shape[-1]
+    nb = -(-d // k)
+    pad = nb * k - d
+    xf, w, v, b = xf.astype(dtype), w.astype(dtype), v.astype(dtype), b.astype(dtype)
+    if pad:
+        xf = jnp.pad(xf, ((0, 0), (0, pad)))
+        w = jnp.pad(w, ((0, pad), (0, 0)))
+        v = jnp.pad(v, ((0, pad), (0, 0), (0, 0)))
+        b = jnp.pad(b, ((0, pad), (0, 0)))
+    return (xf.reshape(bsz, nb, k).transpose(1, 2, 0), w.reshape(nb, k, nh), v.reshape(nb, k, nh, p),
+            b.reshape(nb, k, p))
+
+
+def _masked_inputs(x_blk):
+    """M [(k, b), l] = x_{b, nK+l} [l < k] for a block's inputs x_blk [K, B]."""
+    k, bsz = x_blk.shape
+    tri = jnp.tril(jnp.ones((k, k), x_blk.dtype), -1)                          # tri[k, l] = [l < k]
+    return (tri[:, None, :] * x_blk.T[None]).reshape(k * bsz, k)
+
+
+def _block_forward(running, x_blk, w_blk, v_blk, b_blk, dtype):
+    """One block: the within-block sums (one [(K B), K] x [K, H] product), h = sigma(r_n + within)
+    and the outputs. Returns (M [(k, b), l], h [K, B, H], outputs [K, B, P])."""
+    k, bsz = x_blk.shape
+    masked = _masked_inputs(x_blk)
+    within = jnp.dot(masked, w_blk, preferred_element_type=jnp.float32)         # [(k, b), H]
+    a = running[None] + within.reshape(k, bsz, -1)                             # r_n + within, [K, B, H]
+    h = sigmoid(a.astype(dtype))                                                # [K, B, H]
+    out = jnp.einsum("kbh,khp->kbp", h, v_blk) + b_blk[:, None, :]
+    return masked, h, out
+
+
+# ----------------------------------------------------------------------------- log p and its gradient
+#
+# Training only needs log p(x) and its gradient with respect to the parameters. Autodiff of the
+# outputs above runs the blocked forward twice (the forward pass, then its recomputation in the
+# backward scan) and then the backward. The log-likelihood's gradient has a structure that
+# lets one forward scan compute both: the derivative of sum_b log p(x_b) with respect to the
+# outputs o_i is local (it only reads o_i and x_i), so each block can turn its own outputs into
+#
+#     g_i = d log p / d o_i   [B, P]          dV_i = sum_b g_bi h_bi          db_i = sum_b g_bi
+#     e_i = (sum_p g_ip V_ip) * h_i (1 - h_i)          (d log p / d a_i, [B, H])
+#
+# while h_i is at hand. The weights W_j reach every later a_i, i > j, so
+#
+#     dW_j = sum_b x_bj sum_{i > j} e_bi = (within the block: M^T e) + x_j^T G_{n+1},
+#
+# with G_{n+1} = sum over the blocks after j's of their e_i. With the block sums S_n = sum_k
+# e_nK+k, G_{n+1} = T - F_n (T = sum of all S_m, F_n = sum_{m <= n} S_m, a running sum the scan
+# carries), so the scan emits M^T e - x_j^T F_n and one product x_j^T T over all j follows it.
+# (The difference T - F_n rounds like float32 sums of T's size: ~1e-7 |T| per entry.)
+# d log p / d (hidden bias) = T per image. One sigmoid per (image, position, unit) instead of
+# two, and no backward scan.
+#
+# The sums over images above weigh every image alike: they are the gradient of sum_b log p_b.
+# The VJP receives the weights c_b of the images (the loss's cotangent, -1/B for a mean NLL);
+# when they are all equal it scales the precomputed sums, otherwise it falls back to
+# autodiff of the two-pass computation, so the gradient is right for any weights. The images
+# themselves are data: log p here does not differentiate with respect to x (stop_gradient).
+
+def _pixel_log_prob(obs, out, x):
+    """log p(x_i | o_i) of every sub-pixel of a block: out [K, B, P], x [K, B] -> [K, B] (one channel)."""
+    k, bsz, p = out.shape
+    return obs.log_prob_per_pixel(out.reshape(k, bsz, 1, 1, p), x.reshape(k, bsz, 1, 1)).reshape(k, bsz)
+
+
+def _log_prob_two_pass(xf, hidden_bias, w, v, b, obs, dtype, block):
+    """log p [B] from the outputs of blocked_nade_outputs (one channel: sub-pixel = pixel)."""
+    out = blocked_nade_outputs(xf, hidden_bias, w, v, b, dtype=dtype, block=block)          # [B, D, P]
+    return _pixel_log_prob(obs, out.transpose(1, 0, 2), xf.T).sum(axis=0)
+
+
+def _valid(n_blocks, k, d):
+    """[nb, K] 1 for real positions, 0 for the zero padding of the last block."""
+    return (jnp.arange(n_blocks * k) < d).astype(jnp.float32).reshape(n_blocks, k)
+
+
+def _fused_forward(xf, hidden_bias, w, v, b, obs, dtype, block, with_grad: bool):
+    bsz, d = xf.shape
+    xs, ws, vs, bs = _blocks(xf, w, v, b, dtype, block)
+    valid = _valid(xs.shape[0], block, d)
+
+    def block_step(carry, inputs):
+        running, log_p, *rest = carry
+        x_blk, w_blk, v_blk, b_blk, ok = inputs
+        masked, h, out = _block_forward(running, x_blk, w_blk, v_blk, b_blk, dtype)
+        lp_fn = lambda o: jnp.sum(_pixel_log_prob(obs, o, x_blk) * ok[:, None], axis=0)   # noqa: E731
+        running = running + jnp.dot(x_blk.T, w_blk, preferred_element_type=jnp.float32)
+        if not with_grad:
+            return (running, log_p + lp_fn(out.astype(jnp.float32))), None
+        seen = rest[0]
+        lp, pull = jax.vjp(lp_fn, out.astype(jnp.float32))
+        g = pull(jnp.ones_like(lp))[0].astype(dtype)                                   # [K, B, P]
+        dh = jnp.einsum("kbp,khp->kbh", g, v_blk) if g.shape[-1] > 1 else g * v_blk[:, None, :, 0]
+        e = (dh * h * (1.0 - h)).astype(jnp.float32)                                   # [K, B, H]
+        dv = jnp.einsum("kbp,kbh->khp", g, h, preferred_element_type=jnp.float32)
+        db = jnp.sum(g, axis=1, dtype=jnp.float32)
+        dw_within = jnp.dot(masked.T, e.reshape(-1, e.shape[-1]), preferred_element_type=jnp.float32)
+        seen = seen + jnp.sum(e, axis=0)                                               # F_n = sum_{m <= n} S_m
+        dw_seen = jnp.dot(x_blk.astype(jnp.float32), seen)                             # x_j^T F_n
+        return (running, log_p + lp, seen), (dw_within - dw_seen, dv, db)
+
+    nh, p = w.shape[1], v.shape[-1]
+    zeros = jnp.zeros((bsz, nh), jnp.float32)
+    init = (hidden_bias.astype(jnp.float32), jnp.zeros((bsz,), jnp.float32)) + ((zeros,) if with_grad else ())
+    carry, per_block = jax.lax.scan(block_step, init, (xs, ws, vs, bs, valid))
+    if not with_grad:
+        return carry[1], None
+    _, log_p, total = carry                      # total T [B, H] = F_last: d log p_b / d hidden_bias_b
+    dw_part, dv, db = per_block
+    # G_{n+1} = T - F_n, so x_j^T G_{n+1} = x_j^T T - x_j^T F_n: the first term for every j at once.
+    dw = dw_part + jnp.einsum("nkb,bh->nkh", xs.astype(jnp.float32), total)
+    return log_p, (dw.reshape(-1, nh)[:d], dv.reshape(-1, nh, p)[:d], db.reshape(-1, p)[:d], total)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(5, 6, 7))
+def _log_prob(xf, hidden_bias, w, v, b, obs, dtype, block):
+    return _fused_forward(xf, hidden_bias, w, v, b, obs, dtype, block, with_grad=False)[0]
+
+
+def _log_prob_fwd(xf, hidden_bias, w, v, b, obs, dtype, block):
+    log_p, grads = _fused_forward(xf, hidden_bias, w, v, b, obs, dtype, block, with_grad=True)
+    return log_p, (grads, (xf, hidden_bias, w, v, b))
+
+
+def _log_prob_bwd(obs, dtype, block, res, c):
+    (dw, dv, db, dhb), primals = res
+    xf, hidden_bias, w, v, b = primals
+
+    def equal_weights(_):
+        return (c[:, None] * dhb).astype(hidden_bias.dtype), c[0] * dw, c[0] * dv, c[0] * db
+
+    def any_weights(_):
+        _, pull = jax.vjp(lambda *a: _log_prob_two_pass(xf, *a, obs, dtype, block), hidden_bias, w, v, b)
+        return pull(c)
+
+    cotangents = jax.lax.cond(jnp.all(c == c[0]), equal_weights, any_weights, None)
+    return (jnp.zeros_like(xf),) + tuple(t.astype(p.dtype) for t, p in zip(cotangents, (hidden_bias, w, v, b)))
+
+
+_log_prob.defvjp(_log_prob_fwd, _log_prob_bwd)
+
+
+def nade_log_prob(xf, hidden_bias, w, v, b, obs, dtype=jnp.float32, block: int = _BLOCK) -> jax.Array:
+    """log p(x_b) [B] in nats for one-channel images xf [B, D] (raster order), hidden_bias [B, H],
+    W [D, H], V [D, H, P], b [D, P]: the values of obs.log_prob on blocked_nade_outputs, and a
+    gradient with respect to (hidden_bias, W, V, b) from one forward scan (see above). No
+    gradient flows to xf."""
+    return _log_prob(jax.lax.stop_gradient(xf), hidden_bias, w, v, b, obs, dtype, block)
 
 
 class NADE(AutoregressiveImageModel):
     num_hidden: int = 500
 
     @nn.compact
-    def __call__(self, x: jax.Array, y: jax.Array | None = None, mask_index=0) -> jax.Array:
-        """x: [B, H, W, C]; y: [B, D_y] or None. Returns outputs [B, H, W, C, P] float32."""
+    def __call__(self, x: jax.Array, y: jax.Array | None = None, mask_index=0, log_prob: bool = False) -> jax.Array:
+        """x: [B, H, W, C]; y: [B, D_y] or None. Returns outputs [B, H, W, C, P] float32 (log_prob=True:
+        log p(x | y) [B], see log_prob)."""
         del mask_index
         y = self.condition(y)
         d, nh, p = math.prod(self.image_shape), self.num_hidden, self.params_per_subpixel
@@ -133,8 +274,17 @@ class NADE(AutoregressiveImageModel):
         hidden_bias = jnp.broadcast_to(c.astype(self.dtype), (x.shape[0], nh))
         if y is not None:
             hidden_bias = hidden_bias + nn.Dense(nh, use_bias=False, dtype=self.dtype, name="cond")(y)
+        if log_prob:
+            return nade_log_prob(xf, hidden_bias, w, v, b, self.obs, dtype=self.dtype)
         out = blocked_nade_outputs(xf, hidden_bias, w, v, b, dtype=self.dtype)   # [B, D, P]
         return out.reshape(self.output_shape(x)).astype(jnp.float32)
+
+    def log_prob(self, x: jax.Array, y: jax.Array | None = None, mask_index=0) -> jax.Array:
+        """[B] log p(x | y) in nats, the same values as obs.log_prob(self(x, y), x); for one-channel
+        images by nade_log_prob (one forward scan for value and parameter gradient)."""
+        if self.image_shape[-1] != 1:
+            return super().log_prob(x, y, mask_index)
+        return self(x, y, mask_index, log_prob=True)
 
 
 SPEC = ModelSpec(name="nade", module=NADE, config=Config, size_fields=("num_hidden",))

@@ -26,11 +26,12 @@ def get_config(model: str = "pixelcnn", likelihood: str = "auto") -> ml_collecti
     (and the likelihood's, e.g. num_mixtures for discretized_logistic_mixture)."""
     raw = config_schema.to_dict(config_schema.Config())
     raw["model"] = config_schema.model_section(model, likelihood)
-    config = ml_collections.ConfigDict(raw)
     # Penalties: a tuple of (name, weight, mask[, schedule, warmup_steps]);
-    # see dgm_jax/penalties.py. Empty = pure maximum likelihood.
-    config.penalties = ()
-    return config
+    # see dgm_jax/penalties.py. Empty = pure maximum likelihood. A tuple from the start (to_dict
+    # gives a list, and a ConfigDict field keeps its first type), because the command-line
+    # override --config.penalties="(('l2', 1e-3, 'kernels'),)" only parses into tuple fields.
+    raw["penalties"] = ()
+    return ml_collections.ConfigDict(raw)
 
 
 # Model fields that tiny() shrinks, where the chosen model has them.

@@ -27,6 +27,10 @@ def get_config(variant: str = ""):
     config.optim.ema_decay = 0.999       # evaluate the averaged weights
 
     config.train.batch_size = 100
+    # On a CPU, one data-parallel device per core: NADE's step is many small operations that
+    # XLA does not split over cores (1.9x the images/s on 2 cores; dgm_jax/xla_cpu.py).
+    config.train.cpu_devices = -1
+    config.train.parallelism = "shard_map"   # less per-step overhead than pmap here (2,120 vs 1,970 images/s)
     config.train.num_steps = 150_000
     config.train.log_every = 500
     config.train.eval_every = 5000

@@ -1,0 +1,58 @@
+"""dgm_jax.xla_cpu: config.train.cpu_devices sets how many CPU devices a run computes on."""
+import logging
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO, TEST_XLA_FLAGS
+
+_CODE = """
+import json, jax
+from experiments.configs import nade
+from dgm_jax import assembly
+config = nade.get_config("tiny")
+config.train.cpu_devices = {count}
+run = assembly.build_run(config)
+state = run.runner.put_state(run.init_state())
+x = run.ds.images["train"][:32][None].astype("float32")
+state, m = run.runner.train(state, run.runner.put_batch({{"x": x}}, batch_axis=1))
+print("JSON" + json.dumps({{"devices": jax.device_count(), "runner": run.runner.n,
+                            "nll": run.runner.host_metrics(m)["nll"]}}))
+"""
+
+
+def _run(count: int, xla_flags: str) -> dict:
+    import json
+    env = {**os.environ, "XLA_FLAGS": xla_flags, "PYTHONPATH": str(REPO)}
+    proc = subprocess.run([sys.executable, "-c", _CODE.format(count=count)], capture_output=True, text=True,
+                          env=env, cwd=str(REPO), timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.split("JSON")[-1])
+
+
+def test_cpu_devices_sets_the_device_count_and_the_runner_splits_the_batch_over_them():
+    two = _run(2, TEST_XLA_FLAGS)
+    assert two["devices"] == 2 and two["runner"] == 2
+    # An explicit XLA flag (how the tests and multi-device experiments pick a count) wins.
+    pinned = _run(2, f"{TEST_XLA_FLAGS} --xla_force_host_platform_device_count=1")
+    assert pinned["devices"] == 1 and pinned["runner"] == 1
+    # A process with two devices runs a cpu_devices=1 config on one of them.
+    one_of_two = _run(1, f"{TEST_XLA_FLAGS} --xla_force_host_platform_device_count=2")
+    assert one_of_two["devices"] == 2 and one_of_two["runner"] == 1
+    # The same first step on one device or two: the gradient mean only sums in another order.
+    assert two["nll"] == pytest.approx(pinned["nll"], rel=1e-5)
+
+
+def test_a_started_backend_keeps_its_devices_with_a_warning(caplog, monkeypatch):
+    import jax
+    from dgm_jax import xla_cpu
+    jax.devices()                                   # the backend is up (one device in the suite)
+    monkeypatch.setenv("XLA_FLAGS", TEST_XLA_FLAGS)  # no explicit count: the request is attempted
+    assert not xla_cpu.request_cpu_devices(3)
+    with caplog.at_level(logging.WARNING, logger="dgm_jax.xla_cpu"):
+        assert xla_cpu.run_devices(3) == jax.local_devices()[:3]
+    assert "asks for 3 CPU devices but JAX has 1" in caplog.text
+    assert xla_cpu.run_devices(0) is None and not xla_cpu.request_cpu_devices(0)   # 0: every device JAX has
+    assert xla_cpu.cpu_device_count(-1) == xla_cpu.available_cores() >= 1
