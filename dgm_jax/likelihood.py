@@ -4,7 +4,7 @@
 
 The model maps x to outputs [B, H, W, C, P]; its observation model
 (``model.obs``, dgm_jax/observations) turns them into per-pixel
-log-probabilities: a Bernoulli per sub-pixel for binary images, a K-way
+log-probabilities (the model's ``log_prob`` method, dgm_jax/models/base.py): a Bernoulli per sub-pixel for binary images, a K-way
 softmax or a discretized logistic mixture for grey levels. A model with an
 ensemble of connectivity masks (MADE) is the equal mixture of its masks'
 models, log p = log (1/K sum_k p_k). Everything is per image, in nats; bits
@@ -29,10 +29,9 @@ def model_log_prob(model, params, x, y=None, mask_index=None) -> jax.Array:
     mask_index: one mask of an ensemble (the mixture when None).
     """
     cond = model_condition(model, y)
-    obs = model.obs
 
-    def one(i):
-        return obs.log_prob(model.apply({"params": params}, x, cond, mask_index=i), x)
+    def one(i):   # the model's log_prob method: obs.log_prob of its outputs, or an equal computation
+        return model.apply({"params": params}, x, cond, mask_index=i, method="log_prob")
 
     if mask_index is not None:
         return one(mask_index)

@@ -27,14 +27,27 @@ multi-process job.
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable
+from typing import Callable
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from dgm_jax import steps
+
+
+def _settles(devices) -> bool:
+    """Whether a dispatch must finish before the next is queued: several CPU devices of one process.
+
+    XLA:CPU runs every device's share of a step on one thread pool (as many threads as cores)
+    and a collective (the gradient mean, the gathered scores) waits until every device's
+    share has reached it. With many dispatches queued ahead, the pool's threads can all be
+    holding shares that wait on the same collective while the missing share waits for a
+    thread: a deadlock, seen with 2 CPU devices on 2 cores after 250 queued NADE steps. So
+    on several CPU devices each dispatch settles before the next one starts (accelerators
+    run each device on its own stream and keep the asynchronous queue).
+    """
+    return len(devices) > 1 and devices[0].platform == "cpu"
 
 
 def check_batch_divides(batch_size: int, num_devices: int, what: str = "train.batch_size") -> None:
@@ -53,6 +66,7 @@ class PmapRunner:
                              "for multi-process training.")
         self.devices = list(devices or jax.local_devices())
         self.n = len(self.devices)
+        self._settle = _settles(self.devices)
         # pmap consumes arrays whose leading axis is laid out over the devices.
         self._stacked = NamedSharding(Mesh(np.array(self.devices), (steps.AXIS,)), P(steps.AXIS))
         self._train = None if train_fn is None else \
@@ -95,7 +109,10 @@ class PmapRunner:
         """(new state, metrics) with the metrics still on the devices, one copy per device:
         read them with host_metrics (selecting device 0 here would cost one dispatch per
         metric per step)."""
-        return self._train(state, batch)
+        return self._done(self._train(state, batch))
+
+    def _done(self, out):
+        return jax.block_until_ready(out) if self._settle else out
 
     def host_metrics(self, metrics) -> dict[str, float]:
         """The metrics of a train dispatch as host floats (device 0's; every device holds the same)."""
@@ -103,7 +120,7 @@ class PmapRunner:
 
     def eval(self, params_replicated, batch) -> jax.Array:
         """Per-example values in the original batch order, [B]."""
-        out = self._eval(params_replicated, batch)
+        out = self._done(self._eval(params_replicated, batch))
         return out.reshape(-1)
 
     def params_for_eval(self, state, use_ema: bool):
@@ -118,6 +135,7 @@ class ShardMapRunner:
         # batches concatenated in process order.
         self.devices = list(devices or sorted(jax.devices(), key=lambda d: (d.process_index, d.id)))
         self.n = len(self.devices)
+        self._settle = jax.process_count() == 1 and _settles(self.devices)
         self.mesh = Mesh(np.array(self.devices), (steps.AXIS,))
         self._replicated = NamedSharding(self.mesh, P())
         # Train batches are [k, B, ...] (k steps per dispatch): split axis 1.
@@ -170,7 +188,10 @@ class ShardMapRunner:
 
     def train(self, state, batch):
         """(new state, metrics) with the metrics still on the devices (read them with host_metrics)."""
-        return self._train(state, batch)
+        return self._done(self._train(state, batch))
+
+    def _done(self, out):
+        return jax.block_until_ready(out) if self._settle else out
 
     def host_metrics(self, metrics) -> dict[str, float]:
         """The metrics of a train dispatch as host floats (this process's copy)."""
@@ -178,7 +199,7 @@ class ShardMapRunner:
 
     def eval(self, params, batch) -> jax.Array:
         """Per-example values of the global batch in order, [B], readable on every process."""
-        return _local(self._eval(params, batch))
+        return _local(self._done(self._eval(params, batch)))
 
     def params_for_eval(self, state, use_ema: bool):
         return state.ema_params if use_ema else state.params

@@ -16,7 +16,7 @@ KL(p_data || p_theta) + penalties (up to the constant data entropy).
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Callable
 
 import jax
 import jax.numpy as jnp

@@ -295,7 +295,7 @@ def run_sweep(sweep_path: str | Path, workdir: str | Path, *, smoke: bool = Fals
             _report_done(run_member(*job), on_event)
     else:
         ctx = multiprocessing.get_context("spawn")
-        with futures.ProcessPoolExecutor(max_workers=parallel, mp_context=ctx, initializer=_quiet_console) as pool:
+        with futures.ProcessPoolExecutor(max_workers=parallel, mp_context=ctx, initializer=quiet_console) as pool:
             pending = {}
             for job in jobs:
                 on_event(f"[run ] {job[0]}")
@@ -311,8 +311,10 @@ def run_sweep(sweep_path: str | Path, workdir: str | Path, *, smoke: bool = Fals
     return rows
 
 
-def _quiet_console() -> None:
-    """Worker processes: warnings and errors on the console; the rest goes to each member's train.log."""
+def quiet_console() -> None:
+    """Warnings and errors on the console; the rest goes to each member's train.log (run_member's
+    file handler). A plain handler at WARNING replaces the root's handlers, absl's included,
+    whose level setting does not filter what it prints."""
     console = logging.StreamHandler()
     console.setLevel(logging.WARNING)
     logging.getLogger().handlers = [console]

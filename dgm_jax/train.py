@@ -38,7 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from dgm_jax import (assembly, checkpointing, config_schema, data, distributed, evaluation, metric_writers, plots,
-                     rundir, sampling, train_state)
+                     rundir, sampling, train_state, xla_cpu)
 from dgm_jax.config_schema import Config
 
 log = logging.getLogger(__name__)
@@ -81,6 +81,7 @@ class _Session:
 def train_and_evaluate(config: Any, workdir: str | os.PathLike) -> dict:
     """Trains (or resumes) the run in `workdir` and returns the results written to results.json."""
     cfg = config_schema.from_config_dict(config)
+    xla_cpu.request_cpu_devices(cfg.train.cpu_devices)      # before JAX starts (jax.process_index does)
     workdir = rundir.prepare_workdir(workdir, jax.process_index())
     run = _Session(cfg, workdir)
     t_start = time.time()

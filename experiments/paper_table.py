@@ -28,7 +28,7 @@ import sys
 import time
 from pathlib import Path
 
-from absl import app, flags, logging
+from absl import app, flags
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:   # the row configs import experiments.configs
@@ -49,6 +49,8 @@ def _define_flags() -> None:
     flags.DEFINE_bool("report_only", False, "Train nothing; rewrite the report from what the workdir holds.")
     flags.DEFINE_string("manual_dir", DEFAULT_MANUAL_DIR, "Directory holding binarized_mnist_{train,valid,test}.amat.")
     flags.DEFINE_string("data_dir", "", "tfds data_dir for the prepared binarized_mnist (default: <workdir>/tfds).")
+    flags.DEFINE_bool("row_process", False, "Internal: train the one row of --rows in this process (the table "
+                      "runs each row so).")
 
 TRAIN_IMAGES = 50_000
 
@@ -207,6 +209,49 @@ def write_report(rows: list[dict], workdir: Path, smoke: bool) -> None:
     (workdir / "paper_table.md").write_text("\n".join(lines) + "\n")
 
 
+def train_row(name: str, cfg: dict, row_dir: Path) -> dict:
+    """Trains (or resumes) one row in this process and records it in <row_dir>/sweep_member.json."""
+    from dgm_jax import rundir, sweeps
+    rec = sweeps.run_member(name, {}, cfg, str(row_dir), score_train=False)
+    rec["device"] = device_name()
+    rundir.write_json_atomic(row_dir / sweeps.MEMBER_FILE, rec)
+    return rec
+
+
+def _train_row_in_child(name: str, row_dir: Path, *, smoke: bool, manual_dir: str, data_dir: str) -> dict:
+    """train_row in a fresh Python process: each row gets the CPU devices its config asks for
+    (train.cpu_devices: NADE one per core, the others one), which JAX fixes when it starts, and
+    no state of one row's libraries reaches the next. SIGTERM / SIGINT are passed on to the
+    row, which saves a checkpoint and exits with the pre-emption code."""
+    import signal
+    import subprocess
+    from dgm_jax import distributed, rundir, sweeps
+    from dgm_jax.train import Preempted
+    cmd = [sys.executable, str(Path(__file__).resolve()), f"--workdir={row_dir.parent}", f"--rows={name}",
+           f"--manual_dir={manual_dir}", f"--data_dir={data_dir}", "--row_process"] + (["--smoke"] if smoke else [])
+    child = subprocess.Popen(cmd, cwd=str(REPO))
+    received = []
+
+    def pass_on(signum, frame):
+        received.append(signum)
+        child.send_signal(signum)
+    previous = {sig: signal.signal(sig, pass_on) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        code = child.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if code == distributed.PREEMPTED_EXIT_CODE or received:
+        # The table stops here, whether the row had saved its step (exit 75) or was stopped
+        # before its first checkpoint; the same command resumes (or restarts) this row.
+        raise Preempted(f"row {name} was stopped by a signal (its checkpoints are in {row_dir})", -1)
+    rec = sweeps.read_member(row_dir) or {"name": name, "wall_time_s": 0.0}
+    if code != 0 and rec.get("status") != "failed":
+        rec.update(status="failed", error=f"the row's process exited with code {code}")
+        rundir.write_json_atomic(row_dir / sweeps.MEMBER_FILE, rec)
+    return rec
+
+
 def run_table(workdir, *, rows=(), smoke: bool = False, report_only: bool = False,
               manual_dir: str = DEFAULT_MANUAL_DIR, data_dir: str = "", on_event=print) -> list[dict]:
     """Trains the rows that are not finished (all, or `rows`), then writes paper_table.md / .csv;
@@ -220,11 +265,6 @@ def run_table(workdir, *, rows=(), smoke: bool = False, report_only: bool = Fals
     data_dir = data_dir or str(workdir / "tfds")
     todo = [r for r in row_configs.ROWS if not rows or r in rows]
     configs = {r: row_config(r, smoke=smoke, manual_dir=manual_dir, data_dir=data_dir) for r in todo}
-    # The rows run in this process, each on its config's train.cpu_devices CPU devices (NADE on
-    # one per core, the others on one): JAX is asked for the most any row uses before it starts.
-    from dgm_jax import xla_cpu
-    counts = [configs[r]["train"]["cpu_devices"] for r in todo]
-    xla_cpu.request_cpu_devices(-1 if -1 in counts else max(counts, default=0))
     if not smoke and not report_only:
         check_data(manual_dir, data_dir)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -251,9 +291,7 @@ def run_table(workdir, *, rows=(), smoke: bool = False, report_only: bool = Fals
         on_event(f"{tag}: {'resuming' if prev else 'training'} ({configs[name]['train']['num_steps']:,} steps "
                  f"at most; log in {row_dir}/train.log)")
         t0 = time.time()
-        rec = sweeps.run_member(name, {}, configs[name], str(row_dir), score_train=False)
-        rec["device"] = device
-        rundir.write_json_atomic(row_dir / sweeps.MEMBER_FILE, rec)
+        rec = _train_row_in_child(name, row_dir, smoke=smoke, manual_dir=manual_dir, data_dir=data_dir)
         if rec["status"] == "done":
             r = rec["results"]
             on_event(f"{tag}: test NLL {r['test_nll_nats']:.2f} ± {r['test_nll_stderr']:.2f} nats "
@@ -275,7 +313,11 @@ def main(argv):
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     # The console: one line per row, the running row's progress bar, warnings; the full log of
     # each row (INFO, the libraries' too) goes to <workdir>/<row>/train.log.
-    logging.get_absl_handler().python_handler.setLevel(logging.WARNING)
+    from dgm_jax import sweeps
+    sweeps.quiet_console()
+    if FLAGS.row_process:        # one row, started by run_table in a process of its own
+        _row_process_main()
+        return
     try:
         table = run_table(FLAGS.workdir, rows=FLAGS.rows, smoke=FLAGS.smoke, report_only=FLAGS.report_only,
                           manual_dir=FLAGS.manual_dir, data_dir=FLAGS.data_dir,
@@ -295,6 +337,19 @@ def main(argv):
     if failed and not FLAGS.report_only:
         print(f"Rows not finished: {', '.join(failed)} (see <workdir>/<row>/train.log)", file=sys.stderr)
         sys.exit(1)
+
+
+def _row_process_main() -> None:
+    from dgm_jax import distributed
+    from dgm_jax.train import Preempted
+    (name,) = FLAGS.rows
+    workdir = Path(FLAGS.workdir).absolute()
+    cfg = row_config(name, smoke=FLAGS.smoke, manual_dir=FLAGS.manual_dir, data_dir=FLAGS.data_dir or
+                     str(workdir / "tfds"))
+    try:
+        train_row(name, cfg, workdir / name)     # a failure is recorded in sweep_member.json
+    except Preempted:
+        sys.exit(distributed.PREEMPTED_EXIT_CODE)
 
 
 if __name__ == "__main__":

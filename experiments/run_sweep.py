@@ -12,7 +12,7 @@ The sweep file format is documented in dgm_jax/sweeps.py.
 import sys
 from pathlib import Path
 
-from absl import app, flags, logging
+from absl import app, flags
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:   # sweep files import experiments.configs
@@ -35,7 +35,7 @@ def main(argv):
 
     # The console gets one line per member and warnings; each member's full
     # log (INFO, orbax's included) goes to <workdir>/<member>/train.log.
-    logging.get_absl_handler().setLevel(logging.WARNING)
+    sweeps.quiet_console()
 
     if FLAGS.report_only:
         _, members = sweeps.load_sweep(FLAGS.sweep, FLAGS.smoke)

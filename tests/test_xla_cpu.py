@@ -18,7 +18,10 @@ run = assembly.build_run(config)
 state = run.runner.put_state(run.init_state())
 x = run.ds.images["train"][:32][None].astype("float32")
 state, m = run.runner.train(state, run.runner.put_batch({{"x": x}}, batch_axis=1))
-print("JSON" + json.dumps({{"devices": jax.device_count(), "runner": run.runner.n,
+# Several CPU devices: the dispatch has finished when train returns (no deep queue of steps
+# whose collectives could starve XLA's thread pool, dgm_jax/parallel.py).
+ready = all(leaf.is_ready() for leaf in jax.tree.leaves((state, m)))
+print("JSON" + json.dumps({{"devices": jax.device_count(), "runner": run.runner.n, "ready": ready,
                             "nll": run.runner.host_metrics(m)["nll"]}}))
 """
 
@@ -34,7 +37,7 @@ def _run(count: int, xla_flags: str) -> dict:
 
 def test_cpu_devices_sets_the_device_count_and_the_runner_splits_the_batch_over_them():
     two = _run(2, TEST_XLA_FLAGS)
-    assert two["devices"] == 2 and two["runner"] == 2
+    assert two["devices"] == 2 and two["runner"] == 2 and two["ready"]
     # An explicit XLA flag (how the tests and multi-device experiments pick a count) wins.
     pinned = _run(2, f"{TEST_XLA_FLAGS} --xla_force_host_platform_device_count=1")
     assert pinned["devices"] == 1 and pinned["runner"] == 1

@@ -48,6 +48,13 @@ cost of the step. Storing h for the backward pass instead of recomputing it
 K = 8 measured best (vs 4 and 16) on a 2-core CPU at B = 100, H = 500;
 experiments/bench_nade.py times it against the original.
 
+Training does not go through the outputs: ``NADE.log_prob`` (what the train step and the
+evaluation call) computes log p(x) and its parameter gradient in ONE forward scan
+(:func:`nade_log_prob`, explained above it), with a custom VJP; autodiff of the outputs
+runs the scan forward, again to recompute it, and a reverse scan. On a 2-core Intel Xeon,
+batch 100, H = 500, one data-parallel CPU device per core (experiments/benchmark.py on the
+nade config): 2,120 images/s through the outputs, 3,060 with log_prob.
+
 Precision: the running sum, the within-block matmul and the hidden bias are
 accumulated in float32 (the bias is the scan's initial value); the sum is cast
 to ``dtype`` before the sigmoid, and the sigmoid and the output layer run in
