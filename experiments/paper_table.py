@@ -176,6 +176,15 @@ def _n(v, fmt):
     return "" if v is None else fmt.format(v)
 
 
+def _epochs(e: float) -> str:
+    return f"{e:.1f}".removesuffix(".0")
+
+
+def _difference(d: float | None) -> str:
+    # Two decimals, or four where two would print 0.00 (the Bernoulli row sits at its MLE).
+    return "" if d is None else f"{d:+.2f}" if abs(d) >= 0.005 else f"{d:+.4f}"
+
+
 def write_report(rows: list[dict], workdir: Path, smoke: bool) -> None:
     fields = list(rows[0])
     with open(workdir / "paper_table.csv", "w", newline="") as f:
@@ -196,12 +205,12 @@ def write_report(rows: list[dict], workdir: Path, smoke: bool) -> None:
         pub = _n(r["published"], "{:.2f}") or "—"
         bar = ("met" if r["bar_met"] else "MISSED") if r["bar_met"] is not None else ""
         if r["published"] is None and r["bar"] is not None:
-            bar += f" (MLE {r['bar']:.2f})"
+            bar += f" (MLE {r['bar']:.4f})"
         wall = r["wall_time_s"] or 0.0
         grid = f"[grid]({r['samples']})" if r["samples"] else ""
         lines.append(
             f"| {r['model']} | {r['num_params']:,} | {r['test_nll']:.2f} ± {r['test_stderr']:.2f} | {pub} | "
-            f"{_n(r['difference'], '{:+.2f}')} | {bar} | {r['epochs']:.1f} ({r['best_epoch']:.1f})"
+            f"{_difference(r['difference'])} | {bar} | {_epochs(r['epochs'])} ({_epochs(r['best_epoch'])})"
             f"{', early stop' if r['stopped_early'] else ''} | {int(wall // 60)} min {wall % 60:.0f} s | "
             f"{r['device']} | {grid} |")
     lines += ["", "Sources of the published values:"]

@@ -144,7 +144,10 @@ def made_1mask() -> ml_collections.ConfigDict:
 def made_32masks() -> ml_collections.ConfigDict:
     # Each step trains one of the 32 masks, so this row needs many more epochs than the
     # 1-mask one; 2 x 2,000 units (the authors' 2 x 8,000 is ~16x the compute) and the 1-mask
-    # row's L1 prior, for as many epochs as fit the 40 minutes.
+    # row's L1 prior, for as many epochs as fit the 40 minutes. Measured: under-fitted, not
+    # over-fitted. With the prior, 55 epochs: validation 94.74, test 93.74 (2026-12-02); an
+    # earlier run without it, 40 epochs: validation 93.3, test 92.35. Each mask sees under
+    # 2 epochs; the paper's 86.64 needs the authors' 2 x 8,000 and far more steps than fit here.
     config = _made(num_hidden=2000, num_hidden_layers=2, num_masks=32)
     config.penalties = (("l1", 3e-5, "kernels"),)
     config.train.num_steps = 27_500      # 55 epochs: each mask sees 1/32 of the steps
