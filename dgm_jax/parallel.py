@@ -50,6 +50,11 @@ def _settles(devices) -> bool:
     return len(devices) > 1 and devices[0].platform == "cpu"
 
 
+def _settled(settle: bool, out):
+    """out, waited for when settle (see _settles)."""
+    return jax.block_until_ready(out) if settle else out
+
+
 def check_batch_divides(batch_size: int, num_devices: int, what: str = "train.batch_size") -> None:
     if batch_size % num_devices:
         raise ValueError(f"config.{what}={batch_size} does not divide over the {num_devices} devices; "
@@ -109,10 +114,7 @@ class PmapRunner:
         """(new state, metrics) with the metrics still on the devices, one copy per device:
         read them with host_metrics (selecting device 0 here would cost one dispatch per
         metric per step)."""
-        return self._done(self._train(state, batch))
-
-    def _done(self, out):
-        return jax.block_until_ready(out) if self._settle else out
+        return _settled(self._settle, self._train(state, batch))
 
     def host_metrics(self, metrics) -> dict[str, float]:
         """The metrics of a train dispatch as host floats (device 0's; every device holds the same)."""
@@ -120,7 +122,7 @@ class PmapRunner:
 
     def eval(self, params_replicated, batch) -> jax.Array:
         """Per-example values in the original batch order, [B]."""
-        out = self._done(self._eval(params_replicated, batch))
+        out = _settled(self._settle, self._eval(params_replicated, batch))
         return out.reshape(-1)
 
     def params_for_eval(self, state, use_ema: bool):
@@ -188,10 +190,7 @@ class ShardMapRunner:
 
     def train(self, state, batch):
         """(new state, metrics) with the metrics still on the devices (read them with host_metrics)."""
-        return self._done(self._train(state, batch))
-
-    def _done(self, out):
-        return jax.block_until_ready(out) if self._settle else out
+        return _settled(self._settle, self._train(state, batch))
 
     def host_metrics(self, metrics) -> dict[str, float]:
         """The metrics of a train dispatch as host floats (this process's copy)."""
@@ -199,7 +198,7 @@ class ShardMapRunner:
 
     def eval(self, params, batch) -> jax.Array:
         """Per-example values of the global batch in order, [B], readable on every process."""
-        return _local(self._done(self._eval(params, batch)))
+        return _local(_settled(self._settle, self._eval(params, batch)))
 
     def params_for_eval(self, state, use_ema: bool):
         return state.ema_params if use_ema else state.params
