@@ -361,6 +361,26 @@ def test_bernoulli_mle_on_digits_matches_closed_form():
     assert float(mean_ll) == pytest.approx(ll, abs=1e-3 * theta.size)
 
 
+@pytest.mark.parametrize("conditional,num_levels", [(False, 2), (True, 2), (False, 4)])
+def test_bernoulli_log_prob_method_equals_the_observation_model_and_its_gradient(conditional, num_levels):
+    """The coin's own log_prob (closed form X . (log sigma(a) - log sigma(-a)) + const for binary,
+    unconditional data; the generic path otherwise) against obs.log_prob of its outputs: values
+    and parameter gradients, with logits up to ~+-12 so that saturated pixels are included."""
+    model = build("bernoulli", (4, 5, 1), conditional, num_levels=num_levels)
+    params = random_params(model, seed=3, scale=4.0)
+    x = jnp.asarray(np.random.default_rng(0).integers(0, num_levels, (16, 4, 5, 1)) / (num_levels - 1),
+                    jnp.float32)
+    y = one_hot(np.arange(16) % NUM_CLASSES) if conditional else None
+    via_method = lambda p: model.apply({"params": p}, x, y, method="log_prob")  # noqa: E731
+    via_outputs = lambda p: model.obs.log_prob(model.apply({"params": p}, x, y), x)  # noqa: E731
+    a, b = via_method(params), via_outputs(params)
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-4)
+    weights = jnp.linspace(0.5, 1.5, 16)
+    ga = jax.grad(lambda p: jnp.sum(weights * via_method(p)))(params)
+    gb = jax.grad(lambda p: jnp.sum(weights * via_outputs(p)))(params)
+    jax.tree.map(lambda u, v: np.testing.assert_allclose(u, v, rtol=1e-5, atol=1e-5), ga, gb)
+
+
 @pytest.mark.parametrize("conditional", [False, True])
 def test_nade_running_sum_equals_naive_d_passes(conditional):
     model = build("nade", (3, 4, 2), conditional, num_hidden=5)

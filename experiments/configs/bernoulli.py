@@ -22,17 +22,22 @@ def get_config(variant: str = ""):
 
     # 784 logits, nothing to size.
 
-    # A concave problem with a unique optimum: a large constant step is fine.
+    # A concave problem with a unique optimum: large steps are fine. Batch 1,000 (as the paper
+    # table's row): this model's step is a few fixed-cost operations, so a large batch spends
+    # the time on data, not on overhead (train 1.0x its evaluation per image here, against 4x
+    # at batch 100). Adam at 1.0 decayed to zero by the cosine; 300 steps = 6 epochs reach
+    # test 205.83 nats (the clipped MLE: 205.79), where 3,000 steps of batch 100 at a constant
+    # 3e-2 reached 206.05.
     config.optim.name = "adam"
-    config.optim.learning_rate = 3e-2
+    config.optim.learning_rate = 1.0
     config.optim.warmup_steps = 0
-    config.optim.schedule = "constant"
+    config.optim.schedule = "cosine"
 
-    config.train.batch_size = 100
-    config.train.num_steps = 3000        # 6 epochs; the interior pixels converge in far fewer
-    config.train.log_every = 100
-    config.train.eval_every = 1000
-    config.train.checkpoint_every = 1000
+    config.train.batch_size = 1000
+    config.train.num_steps = 300         # 6 epochs; the interior pixels converge in far fewer
+    config.train.log_every = 10
+    config.train.eval_every = 100
+    config.train.checkpoint_every = 100
 
     def tiny(c):
         c.optim.learning_rate = 3e-2  # base.tiny's 3e-3 barely moves 64 coins in 40 steps

