@@ -57,8 +57,8 @@ class Bernoulli(AutoregressiveImageModel):
         a constant. The values are the observation model's (tests/test_models.py); the gradient
         with respect to w is then X^T c (c: the images' weights in the loss), one matrix-vector
         product, instead of a column sum over the batch of [B, D] that XLA:CPU runs slowly and
-        that was most of this model's step (train 4x -> 1.4x its evaluation time per image at
-        batch 1,000 on a 2-core Intel Xeon, experiments/benchmark.py).
+        that was most of this model's step (at batch 1,000 on a 2-core Intel Xeon the train step
+        went from 3.5x to 1.4x its evaluation time per image).
         """
         if self.conditional or not isinstance(self.obs, BernoulliObservation):
             return super().log_prob(x, y, mask_index)
