@@ -33,7 +33,7 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from dgm_jax import steps
+from dgm_jax import optim, steps
 
 
 def _settles(devices) -> bool:
@@ -120,6 +120,10 @@ class PmapRunner:
         """The metrics of a train dispatch as host floats (device 0's; every device holds the same)."""
         return {k: float(np.asarray(v)[0]) for k, v in jax.device_get(metrics).items()}
 
+    def param_norm(self, state) -> float:
+        """||params|| (global L2 norm) of the current state, device 0's copy, as a host float."""
+        return float(_stacked_norm(state.params))
+
     def eval(self, params_replicated, batch) -> jax.Array:
         """Per-example values in the original batch order, [B]."""
         out = _settled(self._settle, self._eval(params_replicated, batch))
@@ -196,12 +200,20 @@ class ShardMapRunner:
         """The metrics of a train dispatch as host floats (this process's copy)."""
         return {k: float(v) for k, v in jax.device_get(_local(metrics)).items()}
 
+    def param_norm(self, state) -> float:
+        """||params|| (global L2 norm) of the current state, this process's copy, as a host float."""
+        return float(_norm(_local(state.params)))
+
     def eval(self, params, batch) -> jax.Array:
         """Per-example values of the global batch in order, [B], readable on every process."""
         return _local(_settled(self._settle, self._eval(params, batch)))
 
     def params_for_eval(self, state, use_ema: bool):
         return state.ema_params if use_ema else state.params
+
+
+_norm = jax.jit(optim.global_norm)
+_stacked_norm = jax.jit(lambda params: optim.global_norm(jax.tree.map(lambda x: x[0], params)))
 
 
 def _local(tree):

@@ -153,6 +153,7 @@ def _train_loop(run: _Session, state, iterator, step: int, record: dict, watcher
         last = step >= cfg.num_steps
         if step % cfg.log_every == 0 or last:
             m = run.runner.host_metrics(pending)
+            m["param_norm"] = run.runner.param_norm(state)      # after this dispatch's updates
             skipped = _check_nonfinite(run, state, step, skipped)
             m["num_skipped"] = skipped
             now = time.time()

@@ -39,6 +39,12 @@ def test_tiny_run_outputs_resume_and_continue(tmp_path, tiny_config):
     assert {r["split"] for r in recs} >= {"train", "validation", "test"}
     assert all(r["num_examples"] == len(ds.images["validation"]) for r in recs if r["split"] == "validation")
     assert 20 in checkpointing.Checkpointer(wd).all_steps()
+    # The logged parameter norm is that of the parameters after the logged step (read at log time).
+    last = [r for r in recs if r["split"] == "train"][-1]
+    leaves = jax.tree.leaves(_state(wd, 20)["params"])
+    assert last["step"] == 20
+    assert last["param_norm"] == pytest.approx(
+        np.sqrt(sum(np.sum(np.square(np.asarray(p, np.float64))) for p in leaves)), rel=1e-5)
 
     # Same command again: resumes at step 20 and trains nothing more.
     before = (wd / "metrics.jsonl").read_text().count('"split": "train"')
