@@ -24,7 +24,7 @@ def get_config(variant: str = ""):
 
     # A concave problem with a unique optimum: large steps are fine. Batch 1,000 (as the paper
     # table's row): this model's step is a few fixed-cost operations, so a large batch spends
-    # the time on data, not on overhead (train 1.4x its evaluation time per image on a 2-core
+    # the time on data, not on overhead (train 1.1-1.4x its evaluation time per image on a 2-core
     # Intel Xeon, against 4.2x at batch 100). Adam at 1.0 decayed to zero by the cosine: 300
     # steps = 6 epochs reach test 205.83 nats (the clipped MLE: 205.79), where 3,000 steps of
     # batch 100 at a constant 3e-2 reached 206.05.
