@@ -2,8 +2,11 @@
 
 Any config field can be overridden on the command line, e.g.
 --config.model.num_layers=5 or --config.train.num_steps=2000; the config is
-locked, so a misspelled field is an error. Running the same command again
-resumes from the latest checkpoint in --workdir.
+locked, so a misspelled field is an error. --config.model.name=made switches
+the file's model: the fields of the file's model that made lacks are dropped,
+made's own take their defaults and may be set too (--config.model.num_hidden=
+64); see dgm_jax/cli_config.py. Running the same command again resumes from
+the latest checkpoint in --workdir.
 
 Multi-process (one command per process, see dgm_jax/distributed.py): under
 srun / mpirun / on a Cloud TPU pod slice the processes are detected
@@ -16,11 +19,12 @@ step was saved, run the same command again); anything else is an error.
 import sys
 
 from absl import app, flags, logging
-from ml_collections import config_flags
+
+from dgm_jax import cli_config
 
 flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics, plots and results.", required=True)
-config_flags.DEFINE_config_file("config", None, "Experiment config file (experiments/configs/*.py[:variant]).",
-                                lock_config=True)
+cli_config.define_config_file("config", None, "Experiment config file (experiments/configs/*.py[:variant]); "
+                              "--config.model.name / .likelihood switch its model (dgm_jax/cli_config.py).")
 flags.DEFINE_enum("distributed", "auto", ["auto", "on", "off"],
                   "Join a multi-process JAX job: auto = when SLURM / Open MPI / a TPU pod shows several "
                   "processes or the three flags below are given; on = always (jax.distributed.initialize()); "

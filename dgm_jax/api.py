@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dgm_jax import likelihood, rundir
+from dgm_jax import input_checks, likelihood, rundir
 from dgm_jax.config_schema import Config
 from dgm_jax.sampling import complete, sample  # noqa: F401 - re-exported
 
@@ -44,10 +44,9 @@ def log_prob(model, params, x, y=None) -> jax.Array:
         raise ValueError(f"x must be shaped [B, H, W, C], got {x.shape}")
     if tuple(x.shape[1:]) != tuple(model.image_shape):
         raise ValueError(f"x has image shape {tuple(x.shape[1:])}, the model expects {tuple(model.image_shape)}")
-    if not isinstance(x, jax.core.Tracer):
+    if not isinstance(x, jax.core.Tracer):     # traced: the log-likelihood itself is NaN for bad values
         model.obs.check_data(np.asarray(x), "log_prob input x")
-    if getattr(model, "conditional", False) and y is None:
-        raise ValueError("a conditional model needs y: int labels [B] or vectors [B, D]")
+    input_checks.check_condition(model, y, x.shape[0], "log_prob input y", params=params)
     return _jitted_log_prob(model, params, x, y)
 
 

@@ -79,9 +79,21 @@ class Run:
         y = jnp.zeros((batch, self.ds.cond_dim), jnp.float32) if self.cfg.model.conditional else None
         return x, y
 
+    def init_inputs(self, n: int):
+        """(x [n, H, W, C], y [n, D] or None): the first n training images as the model reads them (a
+        dynamic binarization's fixed draw), for a data-dependent initialization."""
+        from dgm_jax.models.conditioning import model_condition  # noqa: WPS433
+
+        first = dataclasses.replace(self.ds, images={"train": self.ds.images["train"][:n]})
+        labels = self.ds.labels["train"]
+        return (jnp.asarray(first.eval_images("train")),
+                model_condition(self.model, None if labels is None else labels[:n]))
+
     def init_params(self):
-        """Fresh parameters from fold_in(root key, 0) (host arrays)."""
-        x, y = self.example_inputs()
+        """Fresh parameters from fold_in(root key, 0) (host arrays). A model with init_examples = n > 0
+        (pixelcnn_pp's weight norm) is initialized on the first n training images, else on zeros."""
+        n = int(getattr(self.model, "init_examples", 0))
+        x, y = self.init_inputs(n) if n > 0 else self.example_inputs()
         root = jax.random.key(self.cfg.seed)
         return jax.device_get(jax.jit(lambda k: self.model.init(k, x, y)["params"])(jax.random.fold_in(root, 0)))
 
@@ -103,6 +115,9 @@ def build_run(config: Any, *, ds=None, penalty_fn=None, with_penalties: bool = T
     devices = xla_cpu.run_devices(cfg.train.cpu_devices)    # before anything runs on a device
     if ds is None:
         ds = data.load_dataset(cfg.data, seed=cfg.seed)
+    else:                   # a set built by the caller: the checks load_dataset would have made
+        for split in ds.images:
+            data.check_split(ds, split)
     check_data_for_model(cfg, ds)
     lik = likelihood_name(cfg, ds.num_levels)
     model = build_model_for(cfg, image_shape=ds.image_shape, num_levels=ds.num_levels, num_classes=ds.num_classes)

@@ -22,11 +22,20 @@ older step restores, the damaged newer ones are moved to
 ``workdir/checkpoints_damaged/`` (kept for inspection, out of the way of the
 steps the resumed run will write again). The run never silently starts over
 when checkpoints exist (CheckpointError if none can be read), and never writes
-over a good checkpoint. A save that fails (disk full, permissions) raises
-CheckpointError naming the directory; the steps written before stay good.
+over a good checkpoint.
+
+A save that fails (a full disk, permissions) raises CheckpointError naming the
+step, the directory and, for a full disk (OSError ENOSPC, or tensorstore's "No
+space left on device"), the file system and its free space. Saves run in the
+background, so the error surfaces at the next save, at the end of training or
+at a pre-emption, whichever comes first. Orbax deletes old steps only after a
+new one is complete, so the steps written before stay on disk and good; the
+partial step is a temporary directory that the next launch deletes, and that
+launch resumes from the latest good step.
 """
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import shutil
@@ -96,16 +105,27 @@ class Checkpointer:
         except Exception as e:  # noqa: BLE001
             raise self._save_error(self._pending_step, e) from e
 
-    def _save_error(self, step: int | None, e: BaseException) -> CheckpointError:
+    def steps_on_disk(self) -> list[int]:
+        """The committed steps in the directory (orbax's own list drops steps it plans to delete)."""
         try:
-            good = [s for s in self.all_steps() if s != step]
-        except Exception:  # noqa: BLE001 - the directory itself may be gone
-            good = "unknown"
-        first = str(e).splitlines()[0][:300] if str(e) else ""
-        return CheckpointError(
-            f"Could not write the checkpoint of step {step} to {self.directory} ({type(e).__name__}: {first}). "
-            f"The run stopped; the checkpoints written before (steps {good or 'none'}) are intact. Free space "
-            "or fix the permissions of the workdir, then run the same command again to resume.")
+            return sorted(int(p.name) for p in self.directory.iterdir() if p.name.isdigit())
+        except OSError:
+            return []
+
+    def _save_error(self, step: int | None, e: BaseException) -> CheckpointError:
+        good = [s for s in self.steps_on_disk() if s != step]
+        before = (f"the checkpoints written before (steps {', '.join(map(str, good))}) are intact, and the partial "
+                  f"step {step} is deleted by the next launch" if good else "no checkpoint was written before it")
+        resume = f"it resumes from step {good[-1]}" if good else "it starts from step 0"
+        if disk_full(e):
+            problem = f"the disk is full ({os.strerror(errno.ENOSPC)}; {_free_space(self.directory)})"
+            fix = "Free space on that disk"
+        else:
+            first = str(e).splitlines()[0][:300] if str(e) else ""
+            problem = f"{type(e).__name__}: {first}"
+            fix = "Free space or fix the permissions of the workdir"
+        return CheckpointError(f"Could not write the checkpoint of step {step} to {self.directory}: {problem}. The "
+                               f"run stopped; {before}. {fix}, then run the same command again: {resume}.")
 
     def restore(self, step: int, target: Any) -> tuple[Any, dict]:
         """Restores step `step` into the structure of host pytree `target`, checking its checksums."""
@@ -184,6 +204,34 @@ class Checkpointer:
         # which then prints a traceback at interpreter exit; wait for it first.
         getattr(self.manager, "_maybe_await_cleanup_tmp_directory", lambda: None)()
         self.manager.close()
+
+
+def disk_full(e: BaseException | None) -> bool:
+    """Whether an error, or one in its chain of causes, says the disk is full: OSError ENOSPC, or
+    tensorstore's ValueError 'RESOURCE_EXHAUSTED: ... No space left on device [os_error_code=28]'."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.errno == errno.ENOSPC:
+            return True
+        if os.strerror(errno.ENOSPC) in str(e):
+            return True
+        e = e.__cause__ or e.__context__
+    return False
+
+
+def _free_space(path: Path) -> str:
+    """'1.2 MB free on the file system mounted at /mnt/x' for the file system holding path."""
+    mount = Path(path)
+    while not mount.exists() and mount != mount.parent:
+        mount = mount.parent
+    try:
+        free = shutil.disk_usage(mount).free
+    except OSError:
+        return "free space unknown"
+    while not os.path.ismount(mount) and mount != mount.parent:
+        mount = mount.parent
+    return f"{free / 1e6:.1f} MB free on the file system mounted at {mount}"
 
 
 def _leaf_name(path) -> str:

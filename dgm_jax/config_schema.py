@@ -29,7 +29,8 @@ class DataConfig:
     name: str = "mnist5k"            # one of DATASET_NAMES
     binarization: str = "dynamic"    # static | dynamic | threshold (binary pixels) | none (keep the grey levels)
     threshold: float = 0.5           # intensity cut for binarization='threshold'
-    manual_dir: str = ""             # binarized_mnist: directory with the .amat files
+    manual_dir: str = ""             # tfds sets: prepare offline from this directory's files (binarized_mnist:
+                                     # the .amat files; mnist: the four IDX files; see data/tfds_sets.py)
     data_dir: str = ""               # tfds data_dir ('' = tfds default)
     path: str = ""                   # npz: the user's file
     validation_fraction: float = 0.1 # carved from train when the set has no validation split
@@ -137,6 +138,9 @@ class TrainConfig:
     num_samples: int = 64            # samples drawn for the final grid
     sampler: str = "auto"            # auto | naive | fast (see dgm_jax.sampling)
     progress_bar: bool = True
+    score_test: bool = True          # score the best-validation parameters on the test split at the end;
+                                     # False: validation only (a candidate of a selection: the chosen run's
+                                     # test NLL is scored later, once, by dgm_jax.evaluation.evaluate_checkpoint)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -212,18 +216,25 @@ def _build_model(raw: Mapping[str, Any], where: str) -> ModelConfig:
     rest = {k: v for k, v in raw.items() if k not in COMMON_MODEL_FIELDS}
     foreign = [k for k in rest if k not in own and k not in lik]
     if foreign:
-        k = foreign[0]
-        owners = [n for n, s in models.REGISTRY.items() if k in {f.name for f in dataclasses.fields(s.config)}]
-        owners += [f"likelihood {n}" for n, s in observations.REGISTRY.items()
-                   if k in {f.name for f in dataclasses.fields(s.config)}]
-        valid = sorted(set(COMMON_MODEL_FIELDS) | own | lik)
-        why = (f" It belongs to {', '.join(owners)}; start from that model's config file "
-               "(experiments/configs/<model>.py) or remove the field." if owners else _suggest(k, valid))
-        raise ConfigError(f"config.{where}.{k} does not apply to model {name!r} with likelihood {likelihood!r}."
-                          f"{why} Valid keys: {', '.join(valid)}.")
+        raise _not_applicable(f"config.{where}.{foreign[0]}", foreign[0], name, likelihood,
+                              sorted(set(COMMON_MODEL_FIELDS) | own | lik),
+                              "start from that model's config file (experiments/configs/<model>.py), switch "
+                              "to it with --config.model.name, or remove the field.")
     options = _build(model_cls, {k: v for k, v in rest.items() if k in own}, f"{where}")
     lik_options = _build(obs_cls, {k: v for k, v in rest.items() if k in lik}, f"{where}")
     return _build(ModelConfig, {**common, "options": options, "likelihood_options": lik_options}, where)
+
+
+def _not_applicable(what: str, key: str, name: str, likelihood: str, valid, advice: str) -> ConfigError:
+    """The error for a model-section key that model `name` with `likelihood` does not have."""
+    from dgm_jax import models, observations  # noqa: WPS433
+
+    owners = [n for n, s in models.REGISTRY.items() if key in {f.name for f in dataclasses.fields(s.config)}]
+    owners += [f"likelihood {n}" for n, s in observations.REGISTRY.items()
+               if key in {f.name for f in dataclasses.fields(s.config)}]
+    why = f" It belongs to {', '.join(owners)}; {advice}" if owners else _suggest(key, valid)
+    return ConfigError(f"{what} does not apply to model {name!r} with likelihood {likelihood!r}.{why} "
+                       f"Valid keys: {', '.join(valid)}.")
 
 
 def _build(cls, raw: Mapping[str, Any], where: str):
@@ -253,7 +264,12 @@ def _build(cls, raw: Mapping[str, Any], where: str):
             kwargs[name] = tuple(_penalty(v, f"penalties[{i}]") for i, v in enumerate(value))
         else:
             kwargs[name] = _coerce(value, hint, sub)
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)         # a section's own checks (e.g. a model's sizes) run in __post_init__
+    except ConfigError:
+        raise
+    except ValueError as e:
+        raise ConfigError(f"config.{where}: {e}" if where else f"config: {e}") from None
 
 
 def from_config_dict(config: Any) -> Config:
@@ -343,6 +359,41 @@ def switch_model_section(section: Mapping[str, Any], name: str, likelihood: str 
     fresh = model_section(name, likelihood)
     kept = {k: v for k, v in section.items() if k in fresh and k not in ("name", "likelihood")}
     return {**fresh, **kept}
+
+
+def switch_model_overrides(section: Mapping[str, Any], name: str | None = None, likelihood: str | None = None,
+                           explicit: typing.Iterable[str] = (), where: str = "config.model") -> dict:
+    """The flat model section of a config whose section is `section` after the overrides
+    model.name=`name` and model.likelihood=`likelihood` (None: not overridden), for a user who
+    also sets the model fields `explicit` (their values are applied afterwards, by the caller).
+
+    The section is switched by :func:`switch_model_section`: the fields that the new model (or
+    likelihood) does not have were set by the config file, not by the user, so they are dropped
+    and the new model's own fields take their defaults. A field in `explicit` that the new model
+    and likelihood do not have is a ConfigError naming them (`where`: how the caller names keys).
+    """
+    section = dict(section)
+    name = section.get("name", ModelConfig.name) if name is None else name
+    _choice(_coerce(name, str, "model.name"), _model_names(), "model.name")
+    if likelihood is not None:
+        _choice(_coerce(likelihood, str, "model.likelihood"), _likelihood_names(), "model.likelihood")
+    new = switch_model_section(section, name, likelihood)
+    for key in explicit:
+        if key not in new:
+            raise _not_applicable(f"{where}.{key}", key, name, new["likelihood"], sorted(new),
+                                  f"it was set explicitly, and the model was switched to {name!r}: remove "
+                                  f"it or set one of {name!r}'s fields.")
+    return new
+
+
+def _model_names() -> tuple[str, ...]:
+    from dgm_jax import models  # noqa: WPS433
+    return models.MODEL_NAMES
+
+
+def _likelihood_names() -> tuple[str, ...]:
+    from dgm_jax import observations  # noqa: WPS433
+    return observations.NAMES
 
 
 def model_config(name: str, likelihood: str = "auto", **fields) -> ModelConfig:

@@ -10,16 +10,20 @@ import math
 import jax
 import numpy as np
 
-from dgm_jax import likelihood
+from dgm_jax import input_checks, likelihood
 from dgm_jax.data import eval_batches
 
 
 def split_log_probs(runner, params, images: np.ndarray, labels, batch_size: int,
-                    progress: bool = False) -> np.ndarray:
+                    progress: bool = False, where: str = "evaluation input") -> np.ndarray:
     """log p(x | y) in nats for every image of a split, in order, float64 [N].
 
-    `params` are on the devices in the runner's layout.
+    `params` are on the devices in the runner's layout. The images must be on the
+    model's grid and the labels among its classes (a ValueError naming `where`, the
+    index and the value otherwise; dgm_jax/input_checks.py).
     """
+    if getattr(runner, "model", None) is not None:
+        input_checks.check_split_inputs(runner.model, images, labels, where)
     out = []
     batches = eval_batches(images, labels, batch_size)
     if progress:
@@ -51,7 +55,8 @@ def evaluate_split(runner, params_dev, ds, split: str, batch_size: int) -> dict:
     is reported next to the NLL (dgm_jax/known_truth.py).
     """
     images = ds.eval_images(split)
-    lp = split_log_probs(runner, params_dev, images, ds.labels.get(split), batch_size)
+    lp = split_log_probs(runner, params_dev, images, ds.labels.get(split), batch_size,
+                         where=f"data set {ds.name!r} split {split!r}")
     out = summarize(lp, int(np.prod(ds.image_shape)))
     truth = getattr(ds, "truth", None)
     if truth is not None:
@@ -118,7 +123,7 @@ def evaluate_checkpoint(workdir, split: str = "test", checkpoint: str | int = "b
     bs = -(-bs // runner.n) * runner.n                          # a multiple of the device count
     labels = ds.labels.get(split)
     log_p = split_log_probs(runner, runner.put_state(run.params), ds.eval_images(split), labels, bs,
-                            progress=progress)
+                            progress=progress, where=f"data set {ds.name!r} split {split!r}")
     s = summarize(log_p, int(np.prod(run.image_shape)))
     out = {"nll_nats": s["nll"], "nll_stderr": s["nll_stderr"], "bits_per_dim": s["bits_per_dim"],
            "num_examples": s["num_examples"], "split": split, "step": int(run.step), "checkpoint": str(checkpoint),

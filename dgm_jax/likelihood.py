@@ -9,6 +9,9 @@ softmax or a discretized logistic mixture for grey levels. A model with an
 ensemble of connectivity masks (MADE) is the equal mixture of its masks'
 models, log p = log (1/K sum_k p_k). Everything is per image, in nats; bits
 per dimension is converted in exactly one place, :func:`bits_per_dim`.
+An image with a value off the grid, or a label outside [0, num_classes), gets
+log p = NaN (:func:`poison_bad_inputs`): the public entry points refuse such
+input on the host (dgm_jax/input_checks.py), and under jit nothing else can.
 """
 from __future__ import annotations
 
@@ -34,11 +37,23 @@ def model_log_prob(model, params, x, y=None, mask_index=None) -> jax.Array:
         return model.apply({"params": params}, x, cond, mask_index=i, method="log_prob")
 
     if mask_index is not None:
-        return one(mask_index)
-    k = models.num_eval_masks(model)
-    if k == 1:
-        return one(0)
-    return log_mean_exp(jax.lax.map(one, jnp.arange(k)), axis=0)
+        log_p = one(mask_index)
+    elif models.num_eval_masks(model) == 1:
+        log_p = one(0)
+    else:
+        log_p = log_mean_exp(jax.lax.map(one, jnp.arange(models.num_eval_masks(model))), axis=0)
+    return poison_bad_inputs(model, log_p, x, y)
+
+
+def poison_bad_inputs(model, log_p: jax.Array, x: jax.Array, y=None) -> jax.Array:
+    """log_p [B] -> NaN for an image with an off-grid value or, for a class-conditional model, a label
+    outside [0, num_classes) (whose one-hot vector would be all zeros): the traced counterpart of the
+    host checks (dgm_jax/input_checks.py), which cannot run under jit."""
+    log_p = model.obs.poison_images(log_p, x)
+    if getattr(model, "conditional", False) and y is not None and jnp.ndim(y) == 1:
+        y = jnp.asarray(y)
+        log_p = jnp.where((y < 0) | (y >= getattr(model, "num_classes", 0)), jnp.nan, log_p)
+    return log_p
 
 
 def log_mean_exp(log_probs: jax.Array, axis: int = 0) -> jax.Array:

@@ -64,6 +64,8 @@ def check_batch_divides(batch_size: int, num_devices: int, what: str = "train.ba
 class PmapRunner:
     """jax.pmap over the local devices."""
 
+    model = None      # the model of the steps, set by make_runner
+
     def __init__(self, train_fn: Callable, eval_fn: Callable, devices=None):
         if jax.process_count() > 1:
             raise ValueError(f"config.train.parallelism='pmap' maps over the devices of one process, but this "
@@ -135,6 +137,8 @@ class PmapRunner:
 
 class ShardMapRunner:
     """jax.shard_map over a 1-D mesh of all devices (of every process)."""
+
+    model = None      # the model of the steps, set by make_runner
 
     def __init__(self, train_fn: Callable, eval_fn: Callable, devices=None):
         # Process-major order, so that the global batch is the process-local
@@ -235,4 +239,6 @@ def make_runner(parallelism: str, *, model, tx=None, schedule=None, ema_decay: f
     train_fn = None if tx is None else functools.partial(steps.train_steps, model=model, tx=tx, schedule=schedule,
                                  ema_decay=ema_decay, penalty_fn=penalty_fn, num_dims=num_dims)
     eval_fn = functools.partial(steps.eval_step, model=model)
-    return RUNNERS[parallelism](train_fn, eval_fn, devices=devices)
+    runner = RUNNERS[parallelism](train_fn, eval_fn, devices=devices)
+    runner.model = model      # what the host checks of evaluation inputs read (dgm_jax/input_checks.py)
+    return runner

@@ -30,7 +30,8 @@ RUN_INFO = "run_info.json"
 CONFIG = "config.json"
 RESULTS = "results.json"
 # run_info keys added after the first runs were written, with the value those runs had.
-_INFO_DEFAULTS = {"num_levels": 2, "likelihood": "bernoulli"}
+# output_layout: '' for every layout that runs had before the tag was recorded (see output_layout()).
+_INFO_DEFAULTS = {"num_levels": 2, "likelihood": "bernoulli", "output_layout": ""}
 
 
 class CheckpointError(RuntimeError):
@@ -71,12 +72,33 @@ def prepare_workdir(workdir: str | os.PathLike, process_index: int = 0) -> Path:
     return path
 
 
+def output_layout(cfg: Config, likelihood: str, num_levels: int, num_channels: int) -> str:
+    """The observation model's tag of what its outputs mean ('' unless its layout changed since the
+    first runs, e.g. the RGB logistic mixture's PixelCNN++ count, dgm_jax/observations)."""
+    from dgm_jax import observations  # noqa: WPS433 - jax only when a run is built or loaded
+
+    obs = observations.build(likelihood, cfg.model.likelihood_options, num_levels=int(num_levels),
+                             num_channels=int(num_channels))
+    return getattr(obs, "output_layout", "")
+
+
 def run_info(cfg: Config, ds, likelihood: str) -> dict:
-    """What identifies a run: the model section, the resolved likelihood and the data layout."""
+    """What identifies a run: the model section, the resolved likelihood, the layout of its outputs
+    and the data layout."""
     return {"model": config_schema.to_dict(cfg)["model"], "likelihood": likelihood,
+            "output_layout": output_layout(cfg, likelihood, ds.num_levels, ds.image_shape[-1]),
             "data": cfg.data.name, "image_shape": list(ds.image_shape), "num_levels": int(ds.num_levels),
             "num_classes": int(ds.num_classes), "cond_dim": int(ds.cond_dim),
             "use_ema": cfg.optim.ema_decay > 0}
+
+
+def _layout_error(workdir, saved: str, current: str) -> CheckpointError:
+    return CheckpointError(
+        f"The checkpoints in {workdir} were written with the likelihood's outputs laid out as "
+        f"{saved or 'before output layouts were recorded'!r}; this version lays them out as {current!r} "
+        "(for RGB the discretized logistic mixture now emits PixelCNN++'s 10M numbers per pixel, no "
+        "longer M (3 + C - 1) per sub-pixel), so the network's last layer has another shape and meaning. "
+        "Those checkpoints cannot be restored: train again in a new --workdir.")
 
 
 def read_info(workdir: Path) -> dict:
@@ -94,6 +116,8 @@ def check_run_identity(workdir: Path, info: dict) -> None:
         return
     old = read_info(workdir)
     new = json.loads(json.dumps(info, default=_json_default))  # tuples -> lists, as stored
+    if old["output_layout"] != new.get("output_layout", ""):
+        raise _layout_error(workdir, old["output_layout"], new.get("output_layout", ""))
     diffs = []
     for key in sorted(set(old) | set(new)):
         a, b = old.get(key), new.get(key)
@@ -116,7 +140,11 @@ def read_run(workdir: str | os.PathLike) -> tuple[Path, Config, dict]:
         if not (workdir / name).exists():
             raise CheckpointError(f"{workdir} is not a dgm_jax run directory ({name} is missing).")
     cfg = config_schema.from_config_dict(json.loads((workdir / CONFIG).read_text()))
-    return workdir, cfg, read_info(workdir)
+    info = read_info(workdir)
+    current = output_layout(cfg, info["likelihood"], info["num_levels"], info["image_shape"][-1])
+    if info["output_layout"] != current:
+        raise _layout_error(workdir, info["output_layout"], current)
+    return workdir, cfg, info
 
 
 def resolve_checkpoint(ckpt, which: str | int) -> int:

@@ -15,9 +15,12 @@ indices of its own samples. The loop over the sub-pixels is a
 Completion (``complete``) starts the loop after the given rows, so those
 pixels are kept exactly and the rest is drawn from p(x_rest | x_given, y).
 
-A mask ensemble (MADE with num_eval_masks = K > 1) is the mixture
-p(x) = (1/K) sum_k p_k(x): a sample picks a mask, then samples exactly from
-that mask's autoregressive model. With rows given, the mask is drawn from its
+A mask ensemble (MADE with num_eval_masks = K > 1, EoNADE's orderings) is the
+mixture p(x) = (1/K) sum_k p_k(x): a sample picks a mask, then samples exactly
+from that mask's autoregressive model, in that mask's order of the sub-pixels
+(``subpixel_order``, dgm_jax/models/base.py; raster for most models). Completion
+needs the given rows to be a prefix of every mask's order, so it is refused for
+models with random orders. With rows given, the mask is drawn from its
 posterior, P(k | x_given) proportional to p_k(x_given | y) (uniform when
 nothing is given), so completions follow the mixture's true conditional.
 
@@ -40,7 +43,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from dgm_jax import models
+from dgm_jax import input_checks, models
 from dgm_jax.models.conditioning import model_condition
 
 METHODS = ("auto", "naive", "fast")
@@ -125,9 +128,14 @@ def prepare(model, params, rng, x0: np.ndarray, start_row: int, y, temperature, 
     Exposed so that benchmarks can compile ahead of time (fn.lower(*args).compile()).
     """
     algorithm = resolve_method(model, method)
+    if start_row > 0 and not model.raster_ordered:
+        raise ValueError(f"completion needs p(rows >= {start_row} | rows < {start_row}), which "
+                         f"{type(model).__name__} has in closed form only for raster-ordered masks; its masks "
+                         "follow random orders (MADE ordering='random', EoNADE): sample without given rows")
     if not float(temperature) > 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
     n = x0.shape[0]
+    input_checks.check_condition(model, y, n, "sampling: y", params=params)   # labels in range, width
     cond = model_condition(model, y)
     if cond is not None and cond.shape[0] != n:
         raise ValueError(f"y has {cond.shape[0]} rows for {n} samples")
@@ -167,7 +175,10 @@ def _draw_shard(params, rng, sample_ids, cond, x0, temperature, *, model, algori
     if models.num_eval_masks(model) > 1:
         mask_idx = _draw_masks(model, params, x0, cond, start_row, key_mask, sample_ids)
     if algorithm not in ("naive", "window"):
-        return models.spec_of(model).fast_sampler(model, params, x0, cond, u, temperature, start_row)
+        extra = {} if mask_idx is None else {"mask_idx": mask_idx}     # an ensemble's sampler gets the masks
+        return models.spec_of(model).fast_sampler(model, params, x0, cond, u, temperature, start_row, **extra)
+    if not model.raster_ordered:
+        return _ordered_loop(model, params, x0, cond, u, temperature, mask_idx)
     window = model.receptive_field_rows + 1 if algorithm == "window" else h
     return _window_loop(model, params, x0, cond, u, temperature, mask_idx, start_row, window)
 
@@ -214,3 +225,36 @@ def _window_loop(model, params, x0, cond, u, temperature, mask_idx, start_row, w
         return x.at[:, r, col, ch].set(obs.sample(out, x[:, r, col, :], ch, u_px, temperature))
 
     return jax.lax.fori_loop(start_row * w * c, h * w * c, body, x0)
+
+
+def pixel_orders(model) -> np.ndarray:
+    """int32 [K, H*W]: the pixel order of each of the K = num_eval_masks masks, from their sub-pixel
+    orders (which must keep a pixel's channels together, in channel order: base.pixel_major_order)."""
+    h, w, c = model.image_shape
+    orders = np.stack([np.asarray(model.subpixel_order(k)) for k in range(models.num_eval_masks(model))])
+    pixels = orders[:, ::c] // c
+    if not np.array_equal(orders, (pixels[:, :, None] * c + np.arange(c)).reshape(orders.shape)):
+        raise ValueError(f"{type(model).__name__}: a sub-pixel order splits a pixel's channels; the samplers "
+                         "need each pixel's channels consecutive, in channel order")
+    return pixels.astype(np.int32)
+
+
+def _ordered_loop(model, params, x0, cond, u, temperature, mask_idx):
+    """naive method for a model whose masks are not all raster: sample s fills its sub-pixels in its
+    mask's order (pixel pixels[t // C], channel t % C at step t), reading the network's outputs on
+    the whole image at every step, and the uniforms u_{s,i} of each sub-pixel i (raster index)."""
+    h, w, c = model.image_shape
+    n, obs = x0.shape[0], model.obs
+    idx = jnp.zeros((n,), jnp.int32) if mask_idx is None else mask_idx
+    pixels = jnp.take(jnp.asarray(pixel_orders(model)), idx, axis=0)                  # [n, H*W]
+    rows = jnp.arange(n)
+    u_pix = u.reshape(n, h * w, c, -1)
+
+    def body(t, x):
+        pix, ch = pixels[:, t // c], t % c
+        out = _apply(model, params, x, cond, mask_idx).reshape(n, h * w, c, -1)[rows, pix]   # [n, C, P]
+        flat = x.reshape(n, h * w, c)
+        value = obs.sample(out, flat[rows, pix], ch, u_pix[rows, pix], temperature)
+        return flat.at[rows, pix, ch].set(value).reshape(x.shape)
+
+    return jax.lax.fori_loop(0, h * w * c, body, x0)

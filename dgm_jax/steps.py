@@ -12,7 +12,10 @@ log-likelihood on the mini-batch plus the configured penalties,
     loss(theta) = -(1/B) sum_b log p_theta(x_b | y_b) + sum_k lambda_k R_k(theta),
 
 whose gradient is an unbiased estimate of the gradient of
-KL(p_data || p_theta) + penalties (up to the constant data entropy).
+KL(p_data || p_theta) + penalties (up to the constant data entropy). A model
+with a ``training_log_prob(x, y, rng)`` method (EoNADE) is trained on that
+instead of log p: an unbiased estimate of its objective (there, log p averaged
+over orderings), and the logged "nll" is that estimate.
 """
 from __future__ import annotations
 
@@ -27,6 +30,7 @@ from dgm_jax.models.conditioning import model_condition
 from dgm_jax.train_state import TrainState
 
 AXIS = "data"
+DROPOUT_STREAM = 0x64726F70      # fold_in tag of the train step's dropout key ('drop')
 
 # penalty_fn(params, *, batch, outputs, observation, step, rng) -> (weighted total, {name: value})
 PenaltyFn = Callable[..., tuple[jax.Array, dict[str, jax.Array]]]
@@ -39,12 +43,19 @@ def loss_fn(params, batch, rng, step, *, model, penalty_fn: PenaltyFn | None = N
     mask_rng, penalty_rng = jax.random.split(rng)
     n_masks = models.num_train_masks(model)
     mask_index = jax.random.randint(mask_rng, (), 0, n_masks) if n_masks > 1 else 0
-    if penalty_fn is not None and getattr(penalty_fn, "reads_outputs", True):
-        outputs = model.apply({"params": params}, x, cond, mask_index=mask_index)
+    # Dropout (pixelcnn_pp, pixelsnail): a model is training when its apply is given a 'dropout' rng; evaluation,
+    # sampling and init never pass one. A fold_in tag of its own leaves the streams above unchanged.
+    rngs = {"dropout": jax.random.fold_in(rng, DROPOUT_STREAM)}
+    reads_outputs = penalty_fn is not None and getattr(penalty_fn, "reads_outputs", True)
+    outputs = model.apply({"params": params}, x, cond, mask_index=mask_index, rngs=rngs) if reads_outputs else None
+    if hasattr(model, "training_log_prob"):
+        # An order-agnostic model (EoNADE) trains on its own unbiased estimate of the
+        # ordering-averaged log p (random orderings drawn from mask_rng); log_prob, exact, is for evaluation.
+        log_p = model.apply({"params": params}, x, cond, mask_rng, method="training_log_prob")
+    elif outputs is not None:
         log_p = model.obs.log_prob(outputs, x)
     else:   # the model's own log p (the same values; NADE's has a one-scan gradient)
-        outputs = None
-        log_p = model.apply({"params": params}, x, cond, mask_index=mask_index, method="log_prob")
+        log_p = model.apply({"params": params}, x, cond, mask_index=mask_index, method="log_prob", rngs=rngs)
     nll = -jnp.mean(log_p)
     aux = {"nll": nll}
     loss = nll

@@ -132,16 +132,19 @@ def apply_overrides(base, overrides: Mapping[str, Any]):
     """A locked copy of the ConfigDict `base` with dotted `overrides` set; unknown keys are errors.
 
     model.name / model.likelihood switch the model section first
-    (config_schema.switch_model_section: shared fields kept, the new model's own at their
-    defaults), so the other overrides may set the new model's fields.
+    (config_schema.switch_model_overrides: shared fields kept, the new model's own at their
+    defaults), so the other overrides may set the new model's fields; one that the new model
+    does not have is an error naming it.
     """
     import ml_collections  # noqa: WPS433
 
     cfg = copy.deepcopy(base)
     switch = {k: overrides[k] for k in ("model.name", "model.likelihood") if k in overrides}
     if switch:
-        section = config_schema.switch_model_section(
-            cfg.model.to_dict(), switch.get("model.name", cfg.model.name), switch.get("model.likelihood"))
+        explicit = [k.split(".", 1)[1] for k in overrides if k.startswith("model.") and k not in switch]
+        section = config_schema.switch_model_overrides(
+            cfg.model.to_dict(), switch.get("model.name"), switch.get("model.likelihood"), explicit,
+            where="sweep override model")
         with cfg.unlocked():
             cfg.model = ml_collections.ConfigDict(section)
     cfg.lock()

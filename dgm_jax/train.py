@@ -3,7 +3,8 @@
 The run: load data -> build model and optimizer -> restore the latest good
 checkpoint of the workdir (or start fresh) -> train with periodic logging,
 validation on the full validation split, checkpoints and early stopping ->
-score the best-validation parameters on the test split, draw samples, and
+score the best-validation parameters on the test split (unless
+train.score_test=False: then validation only), draw samples, and
 write the learning curve and results.json. Running it again on the same
 workdir resumes; a larger train.num_steps continues training.
 
@@ -240,10 +241,12 @@ def _final_report(run: _Session, state, record: dict, wall_time: float) -> dict:
         best, best_step = host, final_step
     params_host = train_state.eval_params(best, run.use_ema)
     params_dev = run.runner.put_state(params_host)
-    test = run.evaluate(params_dev, "test")
+    # train.score_test=False: the test split is never read (a candidate selected on validation);
+    # the test_* results are then None.
+    test = run.evaluate(params_dev, "test") if cfg.train.score_test else None
     results = {
-        "test_nll_nats": test["nll"], "test_nll_stderr": test["nll_stderr"],
-        "test_bits_per_dim": test["bits_per_dim"], "num_test_examples": test["num_examples"],
+        "test_nll_nats": test and test["nll"], "test_nll_stderr": test and test["nll_stderr"],
+        "test_bits_per_dim": test and test["bits_per_dim"], "num_test_examples": test and test["num_examples"],
         "best_step": best_step, "best_val_nll": record["best_val_nll"], "final_step": final_step,
         "stopped_early": record["stopped_early"], "num_skipped_updates": int(host.num_skipped),
         "num_params": int(sum(np.size(p) for p in jax.tree.leaves(host.params))),
@@ -254,7 +257,8 @@ def _final_report(run: _Session, state, record: dict, wall_time: float) -> dict:
     train_nll = [r["nll"] for r in records if r["split"] == "train" and r.get("nll") is not None]
     results["final_train_nll"] = train_nll[-1] if train_nll else None
     if run.is_main:
-        run.writer.write(best_step, "test", test)
+        if test is not None:
+            run.writer.write(best_step, "test", test)
         _write_samples(run, params_host)
         plots.learning_curve(records, run.workdir / "learning_curve.png",
                              title=f"{cfg.model.name} on {cfg.data.name}")

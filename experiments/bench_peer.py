@@ -1,11 +1,15 @@
-"""Times a PyTorch peer's Gated PixelCNN train step on CPU (run with the peer's own Python).
+"""Times a PyTorch peer's Gated PixelCNN or PixelSNAIL train step on CPU (run with the peer's own Python).
 
     /path/to/torch-venv/bin/python experiments/bench_peer.py --peer_src=/path/to/pytorch-generative \
         --layers=5 --features=32 --head=32 --batch=64 --steps=10
+    /path/to/torch-venv/bin/python experiments/bench_peer.py --peer_src=/path/to/pytorch-generative \
+        --model=pixelsnail --blocks=8 --res=2 --features=64 --key=4 --value=32 --batch=32 --steps=10
 
 The peer is EugenHotaj/pytorch-generative, kept OUTSIDE this repository with torch in
 a separate virtual environment (neither is a dependency of dgm_jax). Its
-``GatedPixelCNN(n_gated=L, gated_channels=F, head_channels=head)`` is loaded from
+``GatedPixelCNN(n_gated=L, gated_channels=F, head_channels=head)`` or
+``PixelSNAIL(n_channels=F, n_pixel_snail_blocks=blocks, n_residual_blocks=res,
+attention_key_channels=key, attention_value_channels=value)`` is loaded from
 its source files without importing the rest of its package (datasets, trainer),
 and one Adam step on a binary batch [B, 1, 28, 28] with the Bernoulli NLL
 (binary_cross_entropy_with_logits, summed per image) is timed: median over
@@ -21,8 +25,12 @@ import types
 from pathlib import Path
 
 
-def load_peer(src: Path):
-    """pytorch_generative.models.autoregressive.gated_pixel_cnn from src, with only the modules it needs."""
+PEER_MODULES = {"gated": "gated_pixel_cnn", "pixelsnail": "pixel_snail"}
+
+
+def load_peer(src: Path, model: str = "gated"):
+    """pytorch_generative.models.autoregressive.<gated_pixel_cnn | pixel_snail> from src, with only the
+    modules it needs."""
     root = src / "pytorch_generative"
     for name, path in (("pytorch_generative", root), ("pytorch_generative.models", root / "models"),
                        ("pytorch_generative.models.autoregressive", root / "models" / "autoregressive")):
@@ -45,16 +53,21 @@ def load_peer(src: Path):
     sys.modules["pytorch_generative"].nn = mod
     base = load("pytorch_generative.models.base", root / "models" / "base.py")
     sys.modules["pytorch_generative.models"].base = base
-    return load("pytorch_generative.models.autoregressive.gated_pixel_cnn",
-                root / "models" / "autoregressive" / "gated_pixel_cnn.py")
+    name = PEER_MODULES[model]
+    return load(f"pytorch_generative.models.autoregressive.{name}", root / "models" / "autoregressive" / f"{name}.py")
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--peer_src", required=True)
+    ap.add_argument("--model", choices=sorted(PEER_MODULES), default="gated")
     ap.add_argument("--layers", type=int, default=5)
     ap.add_argument("--features", type=int, default=32)
     ap.add_argument("--head", type=int, default=32)
+    ap.add_argument("--blocks", type=int, default=8, help="pixelsnail: PixelSNAIL blocks")
+    ap.add_argument("--res", type=int, default=2, help="pixelsnail: residual blocks per PixelSNAIL block")
+    ap.add_argument("--key", type=int, default=4, help="pixelsnail: attention key channels")
+    ap.add_argument("--value", type=int, default=32, help="pixelsnail: attention value channels")
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=3)
@@ -62,10 +75,18 @@ def main():
     import torch
     import torch.nn.functional as F
 
-    gated = load_peer(Path(args.peer_src))
+    peer = load_peer(Path(args.peer_src), args.model)
     torch.manual_seed(0)
-    model = gated.GatedPixelCNN(in_channels=1, out_channels=1, n_gated=args.layers,
-                                gated_channels=args.features, head_channels=args.head)
+    if args.model == "gated":
+        model = peer.GatedPixelCNN(in_channels=1, out_channels=1, n_gated=args.layers,
+                                   gated_channels=args.features, head_channels=args.head)
+        size = {"layers": args.layers, "features": args.features, "head": args.head}
+    else:
+        model = peer.PixelSNAIL(in_channels=1, out_channels=1, n_channels=args.features,
+                                n_pixel_snail_blocks=args.blocks, n_residual_blocks=args.res,
+                                attention_key_channels=args.key, attention_value_channels=args.value)
+        size = {"blocks": args.blocks, "res": args.res, "features": args.features, "key": args.key,
+                "value": args.value}
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     x = (torch.rand(args.batch, 1, 28, 28) < 0.2).float()
 
@@ -86,9 +107,8 @@ def main():
         times.append(time.perf_counter() - t)
     times.sort()
     med = times[len(times) // 2]
-    print(json.dumps({"peer": "pytorch-generative GatedPixelCNN", "torch": torch.__version__,
-                      "threads": torch.get_num_threads(), "layers": args.layers, "features": args.features,
-                      "head": args.head, "batch": args.batch,
+    print(json.dumps({"peer": f"pytorch-generative {type(model).__name__}", "torch": torch.__version__,
+                      "threads": torch.get_num_threads(), **size, "batch": args.batch,
                       "num_params": sum(p.numel() for p in model.parameters()),
                       "train_step_s": med, "train_images_per_s": args.batch / med}))
 

@@ -1,15 +1,21 @@
-"""dgm_jax's gated_pixelcnn train step against a PyTorch peer's, on this CPU, in the same run.
+"""dgm_jax's gated_pixelcnn or pixelsnail train step against a PyTorch peer's, on this CPU, in the same run.
 
     python experiments/bench_vs_peer.py --peer_python=/path/to/torch-venv/bin/python \
         --peer_src=/path/to/pytorch-generative [--sizes=5x32,7x64] [--rounds=2]
+    python experiments/bench_vs_peer.py --model=pixelsnail --peer_python=... --peer_src=... \
+        [--sizes=8x2x64] [--rounds=2]
 
-For each size L x F (L gated layers after the first, F features, head 32, batch
-64 of 28x28 binary images) it alternates --rounds times between dgm_jax
-(dgm_jax.benchmarking.run_benchmark on the gated_pixelcnn config, no
-sampling) and the peer (experiments/bench_peer.py in the peer's interpreter),
-so that both see the same machine state, and prints a markdown table with the
-best round of each: parameters, images/s, the ratio, and dgm_jax's XLA FLOP/s.
-Run it on a quiet machine; the figures are only as good as that.
+gated_pixelcnn: for each size L x F (L gated layers after the first, F features,
+head 32, batch 64 of 28x28 binary images). pixelsnail: for each size B x R x F
+(B blocks of R residual layers and one attention, F features, batch 32 of
+28x28 binary images), one attention head of F/2 value and F/16 key channels on
+both sides, the ratios of the peer's own MNIST model (8 x 2 x 64: value 32,
+key 4). It alternates --rounds times between dgm_jax
+(dgm_jax.benchmarking.run_benchmark on the model's config, no EMA, no gradient
+clipping, no sampling) and the peer (experiments/bench_peer.py in the peer's
+interpreter), so that both see the same machine state, and prints a markdown
+table with the best round of each: parameters of both, images/s, the ratio, and
+dgm_jax's XLA FLOP/s. Run it on a quiet machine; the figures are only as good as that.
 """
 from __future__ import annotations
 
@@ -24,7 +30,10 @@ from absl import app, flags  # noqa: E402
 
 flags.DEFINE_string("peer_python", None, "Python of the virtual environment that has torch.")
 flags.DEFINE_string("peer_src", None, "Checkout of EugenHotaj/pytorch-generative (outside this repository).")
-flags.DEFINE_list("sizes", ["5x32", "7x64"], "L x F sizes.")
+flags.DEFINE_enum("model", "gated_pixelcnn", ["gated_pixelcnn", "pixelsnail"], "dgm_jax's model (and the peer's).")
+flags.DEFINE_list("sizes", None, "gated_pixelcnn: L x F sizes (default 5x32,7x64); pixelsnail: B x R x F "
+                  "(default 8x2x64).")
+flags.DEFINE_integer("batch", 0, "Images per step (0: 64 for gated_pixelcnn, 32 for pixelsnail).")
 flags.DEFINE_integer("rounds", 2, "Alternations per size (the best round of each side is reported).")
 flags.DEFINE_integer("steps", 10, "Timed steps per measurement.")
 flags.DEFINE_string("output", "", "Also write the rows as JSON here.")
@@ -32,42 +41,79 @@ FLAGS = flags.FLAGS
 HERE = Path(__file__).resolve().parent
 
 
-def ours(layers: int, feats: int) -> dict:
+DEFAULT_SIZES = {"gated_pixelcnn": ["5x32", "7x64"], "pixelsnail": ["8x2x64"]}
+DEFAULT_BATCH = {"gated_pixelcnn": 64, "pixelsnail": 32}
+
+
+def attention_sizes(feats: int) -> tuple[int, int]:
+    """(key, value) channels of the one attention head for F features: F/16 and F/2 (the peer's MNIST model)."""
+    return max(1, feats // 16), max(1, feats // 2)
+
+
+def ours(size: tuple[int, ...], batch: int) -> dict:
     from dgm_jax import benchmarking
-    from experiments.configs import gated_pixelcnn
-    config = gated_pixelcnn.get_config()
-    config.model.num_layers, config.model.num_features, config.model.head_features = layers, feats, 32
-    config.train.batch_size = 64
-    config.optim.ema_decay = 0.0          # the peer keeps no EMA
+    if FLAGS.model == "gated_pixelcnn":
+        from experiments.configs import gated_pixelcnn
+        config = gated_pixelcnn.get_config()
+        layers, feats = size
+        config.model.num_layers, config.model.num_features, config.model.head_features = layers, feats, 32
+    else:
+        from experiments.configs import pixelsnail
+        config = pixelsnail.get_config()
+        blocks, res, feats = size
+        config.model.num_blocks, config.model.num_res_per_block, config.model.num_features = blocks, res, feats
+        config.model.num_heads = 1
+        config.model.key_features, config.model.value_features = attention_sizes(feats)
+        config.optim.grad_clip_norm = 0.0     # the peer's step does not clip
+    config.train.batch_size = batch
+    config.optim.ema_decay = 0.0              # the peer keeps no EMA
     return benchmarking.run_benchmark(config, steps=FLAGS.steps, warmup=3, sampling=False)
 
 
-def peer(layers: int, feats: int) -> dict:
+def peer(size: tuple[int, ...], batch: int) -> dict:
+    if FLAGS.model == "gated_pixelcnn":
+        layers, feats = size
+        shape = ["--model=gated", f"--layers={layers}", f"--features={feats}", "--head=32"]
+    else:
+        blocks, res, feats = size
+        key, value = attention_sizes(feats)
+        shape = ["--model=pixelsnail", f"--blocks={blocks}", f"--res={res}", f"--features={feats}",
+                 f"--key={key}", f"--value={value}"]
     out = subprocess.run([FLAGS.peer_python, str(HERE / "bench_peer.py"), f"--peer_src={FLAGS.peer_src}",
-                          f"--layers={layers}", f"--features={feats}", "--head=32", "--batch=64",
-                          f"--steps={FLAGS.steps}"], capture_output=True, text=True, check=True)
+                          *shape, f"--batch={batch}", f"--steps={FLAGS.steps}"],
+                         capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main(argv):
     del argv
     rows = []
-    for size in FLAGS.sizes:
-        layers, feats = (int(v) for v in size.split("x"))
+    batch = FLAGS.batch or DEFAULT_BATCH[FLAGS.model]
+    parts = 2 if FLAGS.model == "gated_pixelcnn" else 3
+    for size in FLAGS.sizes or DEFAULT_SIZES[FLAGS.model]:
+        dims = tuple(int(v) for v in size.split("x"))
+        if len(dims) != parts:
+            raise app.UsageError(f"--sizes={size}: {FLAGS.model} sizes are "
+                                 f"{'L x F' if parts == 2 else 'B x R x F'}, e.g. {DEFAULT_SIZES[FLAGS.model][0]}")
         best_ours, best_peer = None, None
         for _ in range(FLAGS.rounds):
-            p, o = peer(layers, feats), ours(layers, feats)
+            p, o = peer(dims, batch), ours(dims, batch)
             if best_peer is None or p["train_images_per_s"] > best_peer["train_images_per_s"]:
                 best_peer = p
             if best_ours is None or o["train_images_per_s"] > best_ours["train_images_per_s"]:
                 best_ours = o
-        rows.append({"size": size, "peer_params": best_peer["num_params"], "ours_params": best_ours["num_params"],
+        label = size if FLAGS.model == "gated_pixelcnn" else f"{size} {attention_sizes(dims[-1])}"
+        rows.append({"size": label, "peer_params": best_peer["num_params"], "ours_params": best_ours["num_params"],
                      "peer_images_per_s": best_peer["train_images_per_s"],
                      "ours_images_per_s": best_ours["train_images_per_s"],
                      "ours_eval_images_per_s": best_ours["eval_images_per_s"],
                      "ours_gflops": best_ours["achieved_flops_per_s"] / 1e9,
                      "torch": best_peer["torch"], "torch_threads": best_peer["threads"]})
-    print("| layers x features | parameters (peer / dgm_jax) | peer images/s | dgm_jax images/s | ratio | "
+    size_name = "layers x features" if FLAGS.model == "gated_pixelcnn" else \
+        "blocks x residual layers x features (key, value)"
+    print(f"{FLAGS.model} vs pytorch-generative's {best_peer['peer'].split()[-1]}, batch {batch} of 28x28 binary "
+          "images, one Adam step")
+    print(f"| {size_name} | parameters (peer / dgm_jax) | peer images/s | dgm_jax images/s | ratio | "
           "dgm_jax GFLOP/s (XLA count) | dgm_jax train / eval time per image |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:

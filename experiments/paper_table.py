@@ -3,19 +3,27 @@
     [--rows=fvsbn,nade]   only these rows (the table still lists every row)
     [--smoke]             seconds-long budgets on embedded data (the test suite runs this)
     [--report_only]       train nothing; rewrite paper_table.md / .csv from the workdir
+    [--write_readme]      also rewrite README.md's table block (between <!-- paper_table:begin -->
+                          and <!-- paper_table:end -->) with this table; refused for a smoke table
     [--manual_dir=DIR]    where the Larochelle & Murray .amat files are
                           (default: ../shared/data/binarized_mnist beside the repository)
 
-Each row trains in <workdir>/<row> (its config: experiments/configs/paper_table.py,
-variant <row>; its full log in train.log), selects on the validation split only
-(early stopping, the best-validation checkpoint), and scores that checkpoint on all
-10,000 test images. Running the same command again skips finished rows and resumes
-an interrupted one from its latest checkpoint; the wall time of a row adds up over
-its launches. The report, paper_table.md and paper_table.csv, has per row: the
-parameters, test NLL ± standard error (nats per image), the published value and its
-source, the difference, whether the bar (<= the published value) is met, the epochs
-trained and to the best checkpoint, the wall time and the device; and a sample grid
-per row (<workdir>/<row>/samples.png).
+Each row is a small grid of candidate configs (experiments/configs/paper_table.py): every
+candidate trains in <workdir>/<row>/<candidate> on the training split and is scored on the
+validation split only (early stopping, the best-validation checkpoint); <workdir>/<row>/tried.csv
+lists every candidate with its settings, validation NLL, steps and wall time; the candidate of
+lowest validation NLL is chosen, and its best checkpoint alone is scored on the 10,000 test
+images, once (<workdir>/<row>/test.json). The same command again skips what is finished and
+resumes an interrupted candidate from its latest checkpoint; wall time adds up over launches.
+
+The report, paper_table.md / .csv, states per row the model and recipe that produced its
+figure (architecture, orderings, masks at training and evaluation, optimizer and prior,
+epochs, wall time and device), the published value and where it is stated, the test NLL ±
+standard error, and every way the row differs from the paper's model and recipe, computed
+from the row's config against its paper spec (ROWS below). The verdict is "met" only for a
+row with the paper's architecture and ordering scheme whose test NLL is <= the published
+one; a row smaller than the paper's model says so and is set against the paper's own figure
+for its size where the paper gives one.
 """
 from __future__ import annotations
 
@@ -23,10 +31,9 @@ import csv
 import dataclasses
 import json
 import math
-import platform
 import sys
-import time
 from pathlib import Path
+from typing import Any
 
 from absl import app, flags
 
@@ -34,10 +41,16 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:   # the row configs import experiments.configs
     sys.path.insert(0, str(REPO))
 
+from experiments import table_kit  # noqa: E402
 from experiments.configs import paper_table as row_configs  # noqa: E402
+from experiments.table_kit import TableError  # noqa: E402,F401 - re-exported: callers catch paper_table.TableError
 
 FLAGS = flags.FLAGS
 DEFAULT_MANUAL_DIR = str(REPO.parent / "shared" / "data" / "binarized_mnist")
+README = REPO / "README.md"
+BLOCK = "paper_table"
+TRAIN_IMAGES = 50_000
+COMMAND = "python experiments/paper_table.py --workdir=runs/paper_table --write_readme"
 
 
 def _define_flags() -> None:
@@ -47,70 +60,202 @@ def _define_flags() -> None:
     flags.DEFINE_list("rows", [], f"Rows to train (default: all of {', '.join(row_configs.ROWS)}).")
     flags.DEFINE_bool("smoke", False, "Tiny budgets on the embedded 8x8 digits: the pipeline in seconds, not the table.")
     flags.DEFINE_bool("report_only", False, "Train nothing; rewrite the report from what the workdir holds.")
+    flags.DEFINE_bool("write_readme", False, f"Rewrite the {BLOCK} block of README.md with the table.")
     flags.DEFINE_string("manual_dir", DEFAULT_MANUAL_DIR, "Directory holding binarized_mnist_{train,valid,test}.amat.")
     flags.DEFINE_string("data_dir", "", "tfds data_dir for the prepared binarized_mnist (default: <workdir>/tfds).")
-    flags.DEFINE_bool("row_process", False, "Internal: train the one row of --rows in this process (the table "
-                      "runs each row so).")
-
-TRAIN_IMAGES = 50_000
 
 
-class TableError(Exception):
-    """A table that cannot run as asked (unknown rows, missing data, a workdir of the other kind)."""
+# ---------------------------------------------------------------------------
+# The paper side of each row.
+
+@dataclasses.dataclass(frozen=True)
+class SizeFigure:
+    """A figure the paper gives for a model of another size than its headline one."""
+    hidden_layers: int
+    hidden_units: int
+    eval_masks: int
+    nll: float
+    where: str
 
 
 @dataclasses.dataclass(frozen=True)
-class Published:
-    label: str              # the row as the table shows it
-    nll: float | None       # published test NLL (nats); None for the baseline
-    source: str
+class Paper:
+    """The model and recipe behind a published figure; None = not stated (not compared)."""
+    nll: float | None
+    source: str                               # who published the figure, and where it is stated
+    hidden_layers: int | None = None
+    hidden_units: int | None = None
+    direct_connection: bool | None = None
+    ordering: str | None = None               # fixed (any one order) | fixed raster | fixed random | resampled
+    train_masks: int | str | None = None      # masks / orderings trained over ("per example": a new one each)
+    eval_masks: int | None = None             # masks / orderings averaged (in probability) at test
+    optimizer: str | None = None              # e.g. "adagrad" (compared by name) with its settings after a space
+    prior: str | None = None                  # "none" or the penalty
+    epochs: str | None = None                 # the paper's stopping rule
+    recipe_source: str = ""                   # where the architecture and recipe are stated
+    sizes: tuple[SizeFigure, ...] = ()
 
 
-PUBLISHED = {
-    "bernoulli": Published("Independent pixels (Bernoulli)", None,
-                           "baseline; bar: the closed-form MLE (training pixel means, kept in "
-                           "[1/(2N), 1 - 1/(2N)]: unclipped, it is +inf on the test split)"),
-    "fvsbn": Published("FVSBN", 97.45, "Larochelle & Murray (2011), NADE paper, MNIST results"),
-    "nade": Published("NADE, H = 500, fixed order", 88.33,
-                      "as listed in Germain et al. (2015, MADE) and van den Oord et al. (2016, PixelRNN)"),
-    "made_1mask": Published("MADE, 1 hidden layer, 1 mask", 88.40, "Germain et al. (2015), MNIST results"),
-    "made_32masks": Published("MADE, 2 hidden layers, 32 masks", 86.64,
-                              "Germain et al. (2015); layers as listed by van den Oord et al. (2016)"),
-    "gated_pixelcnn": Published("Gated PixelCNN (beyond the papers above)", 81.30,
-                                "anchor: the original PixelCNN in van den Oord et al. (2016, PixelRNN), "
-                                "binarized MNIST results"),
-}
-assert set(PUBLISHED) == set(row_configs.ROWS)
+@dataclasses.dataclass(frozen=True)
+class Row:
+    name: str                 # the variant of experiments/configs/paper_table.py
+    label: str                # the row as the table shows it
+    kind: str                 # paper | baseline (bar: the closed-form MLE) | beyond (anchor only)
+    paper: Paper
 
 
-def device_name() -> str:
-    """The device the rows ran on: the accelerator's kind, or the CPU's model and core count."""
-    import os
-    import jax
-    dev = jax.devices()[0]
-    if dev.platform != "cpu":
-        return f"{jax.device_count()} x {dev.device_kind}"
-    model = platform.processor() or "CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return f"{model}, {cores} cores"
+MADE_SRC = ("Germain et al. (2015), MADE, Table 6 (binarized MNIST)")
+MADE_RECIPE = ("the MADE authors' command for their MNIST result (github.com/mgermain/MADE, README): hidden "
+               "sizes [8000,8000], ReLU, 32 masks with 'Full' shuffling (orderings and connectivity), direct "
+               "input-to-output connection, adagrad at 0.01, batch 100, no dropout, stop after 30 epochs "
+               "without validation improvement; its code shuffles the ordering once before training, so "
+               "1 mask is one random order. The 1-hidden-layer width is taken as the same 8,000")
+_MADE = dict(direct_connection=True, optimizer="adagrad 0.01", prior="none",
+             epochs="until 30 epochs without validation improvement", recipe_source=MADE_RECIPE)
+
+ROWS: dict[str, Row] = {r.name: r for r in (
+    Row("bernoulli", "Independent pixels (Bernoulli)", "baseline",
+        Paper(None, "baseline; bar: the closed-form MLE (training pixel means, kept in [1/(2N), 1 - 1/(2N)]: "
+                    "unclipped, it is +inf on the test split)")),
+    Row("fvsbn", "FVSBN", "paper",
+        Paper(97.45, "Larochelle & Murray (2011), NADE paper, table of binarized-MNIST results",
+              ordering="fixed")),
+    Row("nade", "NADE, fixed order", "paper",
+        Paper(88.33, "NADE (fixed order), H = 500: as listed in Germain et al. (2015) Table 6 and van den Oord "
+                     "et al. (2016, PixelRNN) Table 4 (Larochelle & Murray 2011)",
+              hidden_layers=1, hidden_units=500, ordering="fixed", train_masks=1, eval_masks=1,
+              recipe_source="Larochelle & Murray (2011): 500 sigmoid hidden units, one fixed ordering")),
+    Row("made_1hl_1mask", "MADE, 1 hidden layer, 1 mask", "paper",
+        Paper(88.40, MADE_SRC, hidden_layers=1, hidden_units=8000, ordering="fixed random", train_masks=1,
+              eval_masks=1, **_MADE)),
+    Row("made_1hl_32masks", "MADE, 1 hidden layer, 32 masks", "paper",
+        Paper(88.04, MADE_SRC, hidden_layers=1, hidden_units=8000, ordering="resampled", train_masks=32,
+              eval_masks=32, **_MADE)),
+    Row("made_2hl_32masks", "MADE, 2 hidden layers, 32 masks", "paper",
+        Paper(86.64, MADE_SRC + "; also van den Oord et al. (2016) Table 4", hidden_layers=2, hidden_units=8000,
+              ordering="resampled", train_masks=32, eval_masks=32, **_MADE)),
+    Row("eonade", "EoNADE, 2 hidden layers (order-agnostic NADE)", "paper",
+        Paper(85.10, "Uria, Murray & Larochelle (2014), EoNADE 2hl, ensemble of 128 orderings; as listed in "
+                     "van den Oord et al. (2016) Table 4",
+              hidden_layers=2, hidden_units=500, ordering="resampled", train_masks="per example", eval_masks=128,
+              optimizer="sgd momentum 0.9, lr 1e-3", prior="none", epochs="200",
+              recipe_source="the authors' script (github.com/MarcCote/NADE, deepnade/run_orderless_nade_binary.sh): "
+                            "--hlayers 2 --units 500 --lr 0.001 --momentum 0.9 --epochs 200 --batch_size 100")),
+    Row("gated_pixelcnn", "Gated PixelCNN (beyond the papers above)", "beyond",
+        Paper(81.30, "anchor: the original PixelCNN in van den Oord et al. (2016, PixelRNN), Table 4")),
+)}
+assert set(ROWS) == set(row_configs.ALL_ROWS)
 
 
-def row_config(name: str, *, smoke: bool, manual_dir: str, data_dir: str) -> dict:
-    """The row's validated config dict (progress bar on: the table shows the running row's progress)."""
-    from dgm_jax import sweeps
-    config = row_configs.get_config(name + (",smoke" if smoke else ""))
-    if config.data.name == "binarized_mnist":
-        config.data.manual_dir = manual_dir
-        config.data.data_dir = data_dir
-    config.train.progress_bar = not smoke
-    return sweeps.resolved(config)
+# ---------------------------------------------------------------------------
+# Our side: what a row's config is, in the paper's terms, and how it differs.
+
+def _prior(cfg: dict) -> str:
+    pens = cfg.get("penalties") or []
+    return " + ".join(f"{p['name'].upper()} {p['weight']:g} ({p['mask']})" for p in pens) or "none"
+
+
+def facts(cfg: dict) -> dict:
+    """The row's model and recipe in the paper's terms (the keys of Paper that describe a model)."""
+    m, o, t = cfg["model"], cfg["optim"], cfg["train"]
+    name = m["name"]
+    out: dict[str, Any] = {"hidden_layers": None, "hidden_units": None, "direct_connection": None,
+                           "ordering": "fixed raster", "train_masks": 1, "eval_masks": 1}
+    if name in ("made", "eonade"):
+        out.update(hidden_layers=m["num_hidden_layers"], hidden_units=m["num_hidden"])
+    if name == "nade":
+        out.update(hidden_layers=1, hidden_units=m["num_hidden"])
+    if name == "made":
+        random = m.get("ordering", "raster") == "random"
+        out.update(direct_connection=m["direct_connection"], train_masks=m["num_masks"],
+                   eval_masks=m["num_eval_masks"],
+                   ordering=("fixed random" if m["num_masks"] == 1 else "resampled") if random else "fixed raster")
+    if name == "eonade":
+        out.update(ordering="resampled", train_masks="per example", eval_masks=m["num_eval_orderings"])
+    if name == "gated_pixelcnn":
+        out.update(hidden_layers=m["num_layers"], hidden_units=m["num_features"])
+    if name == "bernoulli":
+        out.update(ordering=None)
+    batch, n_train = t["batch_size"], (cfg["data"]["train_subset"] or TRAIN_IMAGES)
+    stop = f", early stop after {t['early_stopping_patience']} validations without improvement" \
+        if t["early_stopping_patience"] else ""
+    out.update(optimizer=f"{o['name']} {o['learning_rate']:g}, {o['schedule']}"
+                         + (f", EMA {o['ema_decay']:g}" if o["ema_decay"] else ""),
+               prior=_prior(cfg), epochs=f"<= {t['num_steps'] * batch / n_train:g}{stop}")
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
+class Difference:
+    kind: str     # smaller (a size below the paper's) | model (another architecture or ordering) | recipe
+    text: str
+
+
+def differences(paper: Paper, f: dict) -> list[Difference]:
+    """Every way the row's facts `f` differ from `paper` (only what the paper states is compared)."""
+    out = []
+
+    def num(key, what, fmt="{:,}"):
+        want, have = getattr(paper, key), f[key]
+        if want is None or have == want:
+            return
+        kind = "smaller" if isinstance(want, int) and isinstance(have, int) and have < want else "model"
+        out.append(Difference(kind, f"{what} {fmt.format(have) if isinstance(have, int) else have} "
+                                    f"(paper {fmt.format(want) if isinstance(want, int) else want})"))
+    num("hidden_layers", "hidden layers")
+    num("hidden_units", "units")
+    if paper.direct_connection is not None and f["direct_connection"] != paper.direct_connection:
+        out.append(Difference("model", f"direct connection {'yes' if f['direct_connection'] else 'no'} "
+                                       f"(paper {'yes' if paper.direct_connection else 'no'})"))
+    if paper.ordering is not None and not (f["ordering"] == paper.ordering or (
+            paper.ordering == "fixed" and str(f["ordering"]).startswith("fixed"))):
+        out.append(Difference("model", f"ordering {f['ordering']} (paper {paper.ordering})"))
+    num("train_masks", "training masks")
+    num("eval_masks", "evaluation masks")
+    if paper.optimizer is not None and f["optimizer"].split()[0] != paper.optimizer.split()[0]:
+        out.append(Difference("recipe", f"optimizer {f['optimizer']} (paper {paper.optimizer})"))
+    if paper.prior is not None and f["prior"] != paper.prior:
+        out.append(Difference("recipe", f"prior {f['prior']} (paper {paper.prior})"))
+    if paper.epochs is not None:
+        out.append(Difference("recipe", f"epochs {f['epochs']} (paper {paper.epochs})"))
+    return out
+
+
+def verdict(row: Row, f: dict, diffs: list[Difference], nll: float | None, mle: float | None) -> str:
+    """met / missed against the published figure under the rule in the module docstring."""
+    if nll is None:
+        return ""
+    if row.kind == "baseline":
+        return "" if mle is None else f"{'met' if nll <= mle else 'missed'} (MLE {mle:.4f})"
+    pub = row.paper.nll
+    if row.kind == "beyond":
+        return f"beyond the papers ({nll - pub:+.2f} vs the anchor)"
+    other = [d.text for d in diffs if d.kind == "model"]
+    smaller = [d.text for d in diffs if d.kind == "smaller"]
+    if other:
+        return "not the paper's model: " + "; ".join(other + smaller) + f"; {nll - pub:+.2f} vs {pub:.2f}"
+    if smaller:
+        text = "smaller than the paper: " + "; ".join(smaller)
+        same = [s for s in row.paper.sizes if (s.hidden_layers, s.hidden_units, s.eval_masks)
+                == (f["hidden_layers"], f["hidden_units"], f["eval_masks"])]
+        if same:
+            s = same[0]
+            return text + f"; {'met' if nll <= s.nll else 'missed'} the paper's {s.nll:.2f} for this size ({s.where})"
+        return text + f"; no paper figure for this size; {nll - pub:+.2f} vs the paper's model"
+    return "met" if nll <= pub else f"missed ({nll - pub:+.2f})"
+
+
+# ---------------------------------------------------------------------------
+# Configs, rows, the report.
+
+def row_candidates(name: str, *, smoke: bool, manual_dir: str, data_dir: str) -> tuple[dict, dict]:
+    """({candidate: validated config dict}, {candidate: overrides}) of row `name`."""
+    base = row_configs.get_config(name + (",smoke" if smoke else ""))
+    if base.data.name == "binarized_mnist":
+        base.data.manual_dir = manual_dir
+        base.data.data_dir = data_dir
+    grid = row_configs.candidates(name, smoke)
+    return ({c: table_kit.candidate_config(base, o) for c, o in grid}, {c: o for c, o in grid})
 
 
 def check_data(manual_dir: str, data_dir: str) -> None:
@@ -127,9 +272,9 @@ def check_data(manual_dir: str, data_dir: str) -> None:
 
 def bernoulli_mle_nll(manual_dir: str, data_dir: str) -> float:
     """Test NLL (nats/image) of the closed-form MLE of independent pixels, p_j = the training mean of
-    pixel j, with p_j kept in [1/(2N), 1 - 1/(2N)] (N training images). The unclipped MLE gives
-    probability 0 to a pixel that is off in every training image, so a test image with that
-    pixel on has NLL +inf (binarized MNIST has such pixels); the clip is the smallest change
+    pixel j, with p_j kept in [1/(2N), 1 - 1/(2N)] (N training images): the baseline row's bar. The
+    unclipped MLE gives probability 0 to a pixel that is off in every training image, so a test image
+    with that pixel on has NLL +inf (binarized MNIST has such pixels); the clip is the smallest change
     that makes the bar finite."""
     import numpy as np
     from dgm_jax.config_schema import DataConfig
@@ -144,140 +289,132 @@ def bernoulli_mle_nll(manual_dir: str, data_dir: str) -> float:
     return float(-ll.sum(axis=1).mean())
 
 
-def collect(workdir: Path, device: str, mle: float | None) -> list[dict]:
-    """One row per table entry, finished or not, from its sweep_member.json and results.json."""
+def collect(workdir: Path, configs: dict, overrides: dict, mle: float | None) -> list[dict]:
+    """One entry per table row, finished or not."""
     from dgm_jax import sweeps
-    rows = []
+    out = []
     for name in row_configs.ROWS:
-        pub = PUBLISHED[name]
-        rec = sweeps.read_member(workdir / name) or {}
+        row = ROWS[name]
+        outcome = table_kit.read_row(workdir / name, configs[name], overrides[name], full_train_images=TRAIN_IMAGES)
+        chosen = outcome.chosen or next(iter(configs[name]))
+        cfg = configs[name][chosen]
+        f = facts(cfg)
+        diffs = differences(row.paper, f)
+        test = outcome.test or {}
+        rec = sweeps.read_member(workdir / name / chosen) or {}
         res = rec.get("results") or {}
-        cfg = rec.get("config") or {}
-        batch = (cfg.get("train") or {}).get("batch_size", 0)
-        num_train = (cfg.get("data") or {}).get("train_subset") or TRAIN_IMAGES
-        nll = res.get("test_nll_nats")
-        bar = pub.nll if pub.nll is not None else mle
-        row = {"row": name, "model": pub.label, "status": rec.get("status", "not run"),
-               "num_params": res.get("num_params"), "test_nll": nll, "test_stderr": res.get("test_nll_stderr"),
-               "best_val_nll": res.get("best_val_nll"), "published": pub.nll, "source": pub.source, "bar": bar,
-               "difference": None if nll is None or bar is None else nll - bar,
-               "bar_met": None if nll is None or bar is None else bool(nll <= bar),
-               "epochs": None if not res else res["final_step"] * batch / num_train,
-               "best_epoch": None if not res else res["best_step"] * batch / num_train,
-               "stopped_early": res.get("stopped_early"), "wall_time_s": rec.get("wall_time_s"),
-               "launches": rec.get("launches"), "device": rec.get("device", device),
-               "samples": f"{name}/samples.png" if (workdir / name / "samples.png").is_file() else "",
-               "error": rec.get("error")}
-        rows.append(row)
-    return rows
+        tried = {t["candidate"]: t for t in outcome.tried}[chosen]
+        nll = test.get("nll_nats")
+        out.append({
+            "row": name, "model": row.label, "status": outcome.status,
+            "chosen": outcome.chosen, "candidates": len(configs[name]), "num_params": res.get("num_params"),
+            "architecture": _architecture(cfg, f), "orderings": f["ordering"] or "—",
+            "masks": f"{f['train_masks']} / {f['eval_masks']}", "optimizer": f["optimizer"], "prior": f["prior"],
+            "epochs": tried["epochs"], "best_epoch": tried["best_epoch"], "stopped_early": tried["stopped_early"],
+            "best_val_nll": tried["best_val_nll"], "test_nll": nll, "test_stderr": test.get("nll_stderr"),
+            "test_step": test.get("step"), "published": row.paper.nll, "source": row.paper.source,
+            "recipe_source": row.paper.recipe_source,
+            "differences": "; ".join(d.text for d in diffs),
+            "verdict": verdict(row, f, diffs, nll, mle), "wall_time_s": outcome.wall_time_s,
+            "device": outcome.device,
+            "samples": f"{name}/{chosen}/samples.png" if (workdir / name / chosen / "samples.png").is_file() else "",
+            "error": next((t["error"] for t in outcome.tried if t["error"]), None)})
+    return out
 
 
-def _n(v, fmt):
-    return "" if v is None else fmt.format(v)
+def _architecture(cfg: dict, f: dict) -> str:
+    name = cfg["model"]["name"]
+    if name == "bernoulli":
+        return "784 independent pixels"
+    if name == "fvsbn":
+        return "784 logistic regressions"
+    if name == "gated_pixelcnn":
+        return f"{f['hidden_layers']} gated layers x {f['hidden_units']} features"
+    units = f"{f['hidden_layers']} x {f['hidden_units']:,}"
+    return units + ("" if f["direct_connection"] is None else f", direct {'yes' if f['direct_connection'] else 'no'}")
 
 
-def _epochs(e: float) -> str:
-    return f"{e:.1f}".removesuffix(".0")
+def _epochs(e: float | None) -> str:
+    return "" if e is None else f"{e:.1f}".removesuffix(".0")
 
 
-def _difference(d: float | None) -> str:
-    # Two decimals, or four where two would print 0.00 (the Bernoulli row sits at its MLE).
-    return "" if d is None else f"{d:+.2f}" if abs(d) >= 0.005 else f"{d:+.4f}"
+def _as_paper(r: dict) -> str:
+    kind = ROWS[r["row"]].kind
+    if kind == "baseline":
+        return "— (a baseline, no paper)"
+    if kind == "beyond":
+        return "— (no paper has this model; the anchor is another)"
+    return "differs: " + r["differences"] if r["differences"] else "as the paper"
+
+
+def markdown(rows: list[dict], *, smoke: bool, samples: bool = True) -> str:
+    """The table as markdown: one line per row, then the sources and recipes of the published values."""
+    head = ["row", "architecture", "orderings", "masks (train / eval)", "optimizer, prior", "epochs (best)",
+            "wall time", "device", "chosen (of)", "published", "test NLL", "as the paper", "verdict"]
+    lines = [("SMOKE RUN (tiny budgets on 8x8 digits): not the table. " if smoke else "")
+             + "Statically binarized MNIST (Larochelle & Murray split 50,000 / 10,000 / 10,000); NLL in nats per "
+             "image; each row's candidates are chosen on validation, and the chosen one's best-validation "
+             "checkpoint alone is scored on the 10,000 test images.", "",
+             "| " + " | ".join(head + (["samples"] if samples else [])) + " |",
+             "|" + "---|" * (len(head) + samples)]
+    for r in rows:
+        done = r["status"] == "done"
+        nll = (f"{r['test_nll']:.2f} ± {r['test_stderr']:.2f}" if done
+               else r["status"] + (f": {r['error'][:80]}" if r.get("error") else ""))
+        early = ", early stop" if r["stopped_early"] else ""
+        cells = [r["model"], r["architecture"], r["orderings"], r["masks"], f"{r['optimizer']}; prior {r['prior']}",
+                 f"{_epochs(r['epochs'])} ({_epochs(r['best_epoch'])}){early}" if r["epochs"] is not None else "",
+                 table_kit.format_duration(r["wall_time_s"]) if r["wall_time_s"] else "", r["device"] or "",
+                 f"{r['chosen']} ({r['candidates']})" if r["chosen"] else f"({r['candidates']})",
+                 "—" if r["published"] is None else f"{r['published']:.2f}", nll,
+                 _as_paper(r), r["verdict"]]
+        if samples:
+            cells.append(f"[grid]({r['samples']})" if r["samples"] else "")
+        lines.append("| " + " | ".join(str(c).replace("|", "/") for c in cells) + " |")
+    lines += ["", "Published values:"] + [f"- {r['model']}: {r['source']}." for r in rows]
+    recipes: dict[str, list[str]] = {}
+    for r in rows:
+        if r["recipe_source"]:
+            recipes.setdefault(r["recipe_source"], []).append(r["model"])
+    lines += ["", "The papers' models and recipes (what the 'as the paper' column compares with):"]
+    lines += [f"- {', '.join(models)}: {recipe}." for recipe, models in recipes.items()]
+    return "\n".join(lines) + "\n"
 
 
 def write_report(rows: list[dict], workdir: Path, smoke: bool) -> None:
-    fields = list(rows[0])
     with open(workdir / "paper_table.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=fields)
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
-    lines = [("SMOKE RUN (tiny budgets on 8x8 digits): not the table. " if smoke else "")
-             + "Statically binarized MNIST (Larochelle & Murray split 50,000 / 10,000 / 10,000); test NLL in "
-             "nats per image of the best-validation checkpoint on all 10,000 test images.", "",
-             "| model | params | test NLL | published | difference | bar | epochs (best) | wall time | device |"
-             " samples |", "|---|---|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        if r["status"] != "done":
-            state = r["status"] + (f": {r['error'][:80]}" if r.get("error") else "")
-            lines.append(f"| {r['model']} | | {state} | {_n(r['published'], '{:.2f}')} | | | | "
-                         f"{_n(r['wall_time_s'], '{:.0f} s')} | | |")
-            continue
-        pub = _n(r["published"], "{:.2f}") or "—"
-        bar = ("met" if r["bar_met"] else "MISSED") if r["bar_met"] is not None else ""
-        if r["published"] is None and r["bar"] is not None:
-            bar += f" (MLE {r['bar']:.4f})"
-        wall = r["wall_time_s"] or 0.0
-        grid = f"[grid]({r['samples']})" if r["samples"] else ""
-        lines.append(
-            f"| {r['model']} | {r['num_params']:,} | {r['test_nll']:.2f} ± {r['test_stderr']:.2f} | {pub} | "
-            f"{_difference(r['difference'])} | {bar} | {_epochs(r['epochs'])} ({_epochs(r['best_epoch'])})"
-            f"{', early stop' if r['stopped_early'] else ''} | {int(wall // 60)} min {wall % 60:.0f} s | "
-            f"{r['device']} | {grid} |")
-    lines += ["", "Sources of the published values:"]
-    lines += [f"- {r['model']}: {r['source']}" for r in rows]
-    (workdir / "paper_table.md").write_text("\n".join(lines) + "\n")
+    (workdir / "paper_table.md").write_text(markdown(rows, smoke=smoke))
 
 
-def train_row(name: str, cfg: dict, row_dir: Path) -> dict:
-    """Trains (or resumes) one row in this process and records it in <row_dir>/sweep_member.json."""
-    from dgm_jax import rundir, sweeps
-    rec = sweeps.run_member(name, {}, cfg, str(row_dir), score_train=False)
-    rec["device"] = device_name()
-    rundir.write_json_atomic(row_dir / sweeps.MEMBER_FILE, rec)
-    return rec
-
-
-def _train_row_in_child(name: str, row_dir: Path, *, smoke: bool, manual_dir: str, data_dir: str) -> dict:
-    """train_row in a fresh Python process: each row gets the CPU devices its config asks for
-    (train.cpu_devices: NADE one per core, the others one), which JAX fixes when it starts, and
-    no state of one row's libraries reaches the next. SIGTERM / SIGINT are passed on to the
-    row, which saves a checkpoint and exits with the pre-emption code."""
-    import signal
-    import subprocess
-    from dgm_jax import distributed, rundir, sweeps
-    from dgm_jax.train import Preempted
-    cmd = [sys.executable, str(Path(__file__).resolve()), f"--workdir={row_dir.parent}", f"--rows={name}",
-           f"--manual_dir={manual_dir}", f"--data_dir={data_dir}", "--row_process"] + (["--smoke"] if smoke else [])
-    child = subprocess.Popen(cmd, cwd=str(REPO))
-    received = []
-
-    def pass_on(signum, frame):
-        received.append(signum)
-        child.send_signal(signum)
-    previous = {sig: signal.signal(sig, pass_on) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        code = child.wait()
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    if code == distributed.PREEMPTED_EXIT_CODE or received:
-        # The table stops here, whether the row had saved its step (exit 75) or was stopped
-        # before its first checkpoint; the same command resumes (or restarts) this row.
-        raise Preempted(f"row {name} was stopped by a signal (its checkpoints are in {row_dir})", -1)
-    rec = sweeps.read_member(row_dir) or {"name": name, "wall_time_s": 0.0}
-    if code != 0 and rec.get("status") != "failed":
-        rec.update(status="failed", error=f"the row's process exited with code {code}")
-        rundir.write_json_atomic(row_dir / sweeps.MEMBER_FILE, rec)
-    return rec
+def readme_block(rows: list[dict]) -> str:
+    """README's copy: the table without the sample links, and the command that wrote it."""
+    return (f"Written by `{COMMAND}` (do not edit by hand; rerun it).\n\n" + markdown(rows, smoke=False, samples=False))
 
 
 def run_table(workdir, *, rows=(), smoke: bool = False, report_only: bool = False,
-              manual_dir: str = DEFAULT_MANUAL_DIR, data_dir: str = "", on_event=print) -> list[dict]:
-    """Trains the rows that are not finished (all, or `rows`), then writes paper_table.md / .csv;
-    returns the table's rows (every row, finished or not)."""
-    from dgm_jax import rundir, sweeps
+              manual_dir: str = DEFAULT_MANUAL_DIR, data_dir: str = "", readme: str | Path | None = None,
+              in_process: bool = False, on_event=print) -> list[dict]:
+    """Trains what is unfinished of the rows (all, or `rows`), then writes paper_table.md / .csv (and,
+    given `readme`, that file's paper_table block); returns the table's rows (every row, finished or
+    not). in_process: candidates train in this process, not in children (tests)."""
+    from dgm_jax import rundir
 
     unknown = sorted(set(rows) - set(row_configs.ROWS))
     if unknown:
         raise TableError(f"unknown rows {unknown}; valid: {', '.join(row_configs.ROWS)}")
+    if readme is not None and smoke:
+        raise TableError("a smoke table is not the table: it is never written into the README")
     workdir = Path(workdir).absolute()
     data_dir = data_dir or str(workdir / "tfds")
+    grids = {r: row_candidates(r, smoke=smoke, manual_dir=manual_dir, data_dir=data_dir) for r in row_configs.ROWS}
+    configs, overrides = {r: g[0] for r, g in grids.items()}, {r: g[1] for r, g in grids.items()}
     todo = [r for r in row_configs.ROWS if not rows or r in rows]
-    configs = {r: row_config(r, smoke=smoke, manual_dir=manual_dir, data_dir=data_dir) for r in todo}
     if not smoke and not report_only:
         check_data(manual_dir, data_dir)
     workdir.mkdir(parents=True, exist_ok=True)
-    device = device_name()
     info_path = workdir / "paper_table.json"
     info = json.loads(info_path.read_text()) if info_path.is_file() else {}
     if info.get("smoke", smoke) != smoke:
@@ -286,79 +423,53 @@ def run_table(workdir, *, rows=(), smoke: bool = False, report_only: bool = Fals
     rundir.write_json_atomic(info_path, info)
 
     if not report_only:
-        changed = [r for r in todo if (sweeps.read_member(workdir / r) or {}).get("config", configs[r]) != configs[r]]
-        if changed:
-            # A row trained (or half-trained) under other settings would mix two runs in one figure.
-            raise TableError(f"the config of row(s) {', '.join(changed)} changed since they were trained in "
-                             f"{workdir}; move their directories away to retrain them, or use another workdir")
-    for i, name in enumerate([] if report_only else todo, 1):
-        row_dir, tag = workdir / name, f"[{i}/{len(todo)}] {name}"
-        if sweeps.is_finished(row_dir, configs[name]):
-            on_event(f"{tag}: finished, skipped")
-            continue
-        prev = sweeps.read_member(row_dir)
-        on_event(f"{tag}: {'resuming' if prev else 'training'} ({configs[name]['train']['num_steps']:,} steps "
-                 f"at most; log in {row_dir}/train.log)")
-        t0 = time.time()
-        rec = _train_row_in_child(name, row_dir, smoke=smoke, manual_dir=manual_dir, data_dir=data_dir)
-        if rec["status"] == "done":
-            r = rec["results"]
-            on_event(f"{tag}: test NLL {r['test_nll_nats']:.2f} ± {r['test_nll_stderr']:.2f} nats "
-                     f"({time.time() - t0:.0f} s this launch)")
-        else:
-            on_event(f"{tag}: FAILED: {rec.get('error')} (see {row_dir}/train.log)")
+        for name in todo:                      # every row checked before any trains
+            table_kit.check_row(workdir / name, configs[name])
+        for i, name in enumerate(todo, 1):
+            outcome = table_kit.run_row(workdir / name, configs[name], overrides[name], full_train_images=TRAIN_IMAGES,
+                                        in_process=in_process, tag=f"[{i}/{len(todo)}] {name}", on_event=on_event)
+            if outcome.status == "done":
+                on_event(f"[{i}/{len(todo)}] {name}: {outcome.chosen} chosen of {len(configs[name])}; test NLL "
+                         f"{outcome.test['nll_nats']:.2f} ± {outcome.test['nll_stderr']:.2f} nats "
+                         f"({table_kit.format_duration(outcome.wall_time_s)} in all)")
+            else:
+                on_event(f"[{i}/{len(todo)}] {name}: {outcome.status} (see {workdir / name}/*/train.log)")
 
     mle = info.get("bernoulli_mle_nll")
-    if not smoke and (mle is None or not math.isfinite(mle)) and sweeps.read_member(workdir / "bernoulli"):
-        info["bernoulli_mle_nll"] = bernoulli_mle_nll(manual_dir, data_dir)
+    if not smoke and (mle is None or not math.isfinite(mle)) and (workdir / "bernoulli").is_dir():
+        info["bernoulli_mle_nll"] = mle = bernoulli_mle_nll(manual_dir, data_dir)
         rundir.write_json_atomic(info_path, info)
-    table = collect(workdir, device, info.get("bernoulli_mle_nll"))
+    table = collect(workdir, configs, overrides, mle)
     write_report(table, workdir, smoke)
+    if readme is not None:
+        table_kit.write_block(readme, BLOCK, readme_block(table))
     return table
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    # The console: one line per row, the running row's progress bar, warnings; the full log of
-    # each row (INFO, the libraries' too) goes to <workdir>/<row>/train.log.
-    from dgm_jax import sweeps
+    # The console: one line per candidate, warnings; the full log of each candidate (INFO, the
+    # libraries' too) goes to <workdir>/<row>/<candidate>/train.log.
+    from dgm_jax import distributed, sweeps
+    from dgm_jax.train import Preempted
     sweeps.quiet_console()
-    if FLAGS.row_process:        # one row, started by run_table in a process of its own
-        _row_process_main()
-        return
     try:
         table = run_table(FLAGS.workdir, rows=FLAGS.rows, smoke=FLAGS.smoke, report_only=FLAGS.report_only,
                           manual_dir=FLAGS.manual_dir, data_dir=FLAGS.data_dir,
+                          readme=README if FLAGS.write_readme else None,
                           on_event=lambda line: print(line, flush=True))
     except TableError as e:
         print(f"paper_table: {e}", file=sys.stderr)
         sys.exit(2)
-    except Exception as e:  # noqa: BLE001 - only the pre-emption is handled here
-        from dgm_jax import distributed
-        from dgm_jax.train import Preempted
-        if not isinstance(e, Preempted):
-            raise
+    except Preempted as e:
         print(f"paper_table: {e}; the same command resumes the row", file=sys.stderr)
         sys.exit(distributed.PREEMPTED_EXIT_CODE)
     print((Path(FLAGS.workdir) / "paper_table.md").read_text())
     failed = [r["row"] for r in table if (not FLAGS.rows or r["row"] in FLAGS.rows) and r["status"] != "done"]
     if failed and not FLAGS.report_only:
-        print(f"Rows not finished: {', '.join(failed)} (see <workdir>/<row>/train.log)", file=sys.stderr)
+        print(f"Rows not finished: {', '.join(failed)} (see <workdir>/<row>/<candidate>/train.log)", file=sys.stderr)
         sys.exit(1)
-
-
-def _row_process_main() -> None:
-    from dgm_jax import distributed
-    from dgm_jax.train import Preempted
-    (name,) = FLAGS.rows
-    workdir = Path(FLAGS.workdir).absolute()
-    cfg = row_config(name, smoke=FLAGS.smoke, manual_dir=FLAGS.manual_dir, data_dir=FLAGS.data_dir or
-                     str(workdir / "tfds"))
-    try:
-        train_row(name, cfg, workdir / name)     # a failure is recorded in sweep_member.json
-    except Preempted:
-        sys.exit(distributed.PREEMPTED_EXIT_CODE)
 
 
 if __name__ == "__main__":

@@ -93,7 +93,7 @@ def main(argv):
     import jax
 
     import dgm_jax
-    from dgm_jax import checkpointing, data
+    from dgm_jax import checkpointing, data, rundir
 
     unknown = set(FLAGS.outputs) - {"samples", "completions"}
     if unknown:
@@ -101,9 +101,12 @@ def main(argv):
     try:
         run = dgm_jax.load(FLAGS.workdir, FLAGS.checkpoint)
         ds = data.load_dataset(run.config.data, seed=run.config.seed)
-        if tuple(ds.image_shape) != tuple(run.image_shape):
-            raise checkpointing.CheckpointError(f"the run's images are {run.image_shape} but its data set "
-                                                f"{ds.name!r} now has {ds.image_shape}")
+        # The test images and labels fed to the model must be of the run's layout (image shape, levels,
+        # classes, condition width), as recorded in run_info.json.
+        try:
+            rundir.check_run_identity(run.workdir, rundir.run_info(run.config, ds, run.likelihood))
+        except checkpointing.CheckpointError as e:
+            raise checkpointing.CheckpointError(f"the data set {ds.name!r} no longer matches the run: {e}") from None
         out_dir = Path(FLAGS.output_dir) if FLAGS.output_dir else run.workdir / f"samples_step{run.step}"
         out_dir.mkdir(parents=True, exist_ok=True)
         sample_kw = {"temperature": FLAGS.temperature, "method": FLAGS.method}

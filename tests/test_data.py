@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import hashlib
 import time
 from pathlib import Path
@@ -12,9 +13,10 @@ import pytest
 from dgm_jax import config_schema
 from dgm_jax.config_schema import DataConfig
 from dgm_jax.data import (DATASETS, ImageDataset, datasets, eval_batches, eval_seed, load_dataset,
-                          register_dataset, restore_args, save_args, splits, train_iterator)
+                          register_dataset, restore_args, save_args, splits, tfds_sets, train_iterator)
 
 SHARED_BINARIZED_MNIST = Path(__file__).resolve().parents[2] / "shared/data/binarized_mnist"
+SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared/data/mnist"
 
 
 def _rows(x: np.ndarray) -> list[bytes]:
@@ -290,11 +292,13 @@ def test_binarized_mnist_splits_and_statistics(binarized_mnist_dir):
     assert ds.num_classes == 0 and ds.cond_dim == 0
     assert ds.images["train"].mean() == pytest.approx(0.1306, abs=1e-4)
     assert ds.images["test"].mean() == pytest.approx(0.1325, abs=1e-4)
-    # Reuse: prepared data is read back without any manual dir, and dynamic equals static on it.
-    start = time.perf_counter()
-    again = load_dataset(DataConfig(name="binarized_mnist", binarization="dynamic", data_dir=str(data_dir)))
-    assert time.perf_counter() - start < 20
-    assert np.array_equal(again.eval_images("test"), ds.images["test"])
+    # Reuse: the prepared data is read back without any manual dir (a few records, not a second
+    # full decode of 70,000 PNGs), in the order it was loaded; dynamic equals static on it.
+    sources = tfds_sets._prepared_sources("binarized_mnist", DataConfig(data_dir=str(data_dir)), network=False)
+    picks = [0, 4321, 9999]
+    again = np.stack([r["image"] for r in sources["test"].__getitems__(picks)]).astype(np.float32)
+    assert np.array_equal(again, ds.images["test"][picks])
+    assert np.array_equal(dataclasses.replace(ds, binarization="dynamic").eval_images("test"), ds.images["test"])
 
 
 def _bm_config(tmp_path, manual_dir):
@@ -313,6 +317,84 @@ def test_binarized_mnist_missing_manual_files_are_named(tmp_path):
         (partial / f).write_text("")
     with pytest.raises(FileNotFoundError, match=r"binarized_mnist_test.amat missing in data.manual_dir.*Larochelle"):
         load_dataset(_bm_config(tmp_path, str(partial)))
+
+
+def test_manual_files_are_the_ones_each_builder_registers():
+    # The names the download manager looks for in a manual dir are those of the builder's checksums.tsv.
+    import tensorflow_datasets as tfds
+    for name, need in tfds_sets.MANUAL_FILES.items():
+        builder = tfds.builder(name, file_format="array_record")
+        assert sorted(need.files) == sorted(info.filename for info in builder.url_infos.values()), name
+
+
+def _idx(path: Path) -> np.ndarray:
+    """A gzipped IDX ubyte file as uint8 [count, *dims], parsed from its own header (magic 0x0000 08 ndim)."""
+    raw = gzip.decompress(path.read_bytes())
+    assert raw[:3] == b"\x00\x00\x08"
+    dims = np.frombuffer(raw, ">i4", count=raw[3], offset=4)
+    return np.frombuffer(raw, np.uint8, offset=4 + 4 * raw[3]).reshape(dims)
+
+
+def _pairs(levels: np.ndarray, labels: np.ndarray) -> list[tuple[bytes, int]]:
+    """(image bytes, label) of every image, sorted: a multiset of labelled images."""
+    return sorted(zip((r.tobytes() for r in levels.reshape(len(levels), -1)), labels.tolist()))
+
+
+@pytest.fixture(scope="session")
+def mnist_256(tmp_path_factory):
+    """tfds's mnist prepared once, offline from the shared IDX files, with a 50,000 / 10,000 carve."""
+    if not SHARED_MNIST.is_dir():
+        pytest.skip(f"{SHARED_MNIST} is absent")
+    data_dir = tmp_path_factory.mktemp("tfds_mnist")
+    start = time.perf_counter()
+    ds = load_dataset(DataConfig(name="mnist", binarization="none", manual_dir=str(SHARED_MNIST),
+                                 data_dir=str(data_dir), validation_fraction=1 / 6))
+    print(f"\nmnist: prepared and loaded in {time.perf_counter() - start:.1f} s")
+    return data_dir, ds
+
+
+def test_mnist_256_levels_are_the_idx_files(mnist_256):
+    data_dir, ds = mnist_256
+    idx = {f: _idx(SHARED_MNIST / f) for f in tfds_sets.IDX_FILES}
+    train_x, train_y, test_x, test_y = (idx[f] for f in tfds_sets.IDX_FILES)
+    assert {s: ds.images[s].shape for s in splits.SPLITS} == {
+        "train": (50000, 28, 28, 1), "validation": (10000, 28, 28, 1), "test": (10000, 28, 28, 1)}
+    assert ds.num_levels == 256 and ds.grey_levels == 255 and ds.num_classes == 10 and ds.cond_dim == 10
+    levels = {s: np.round(ds.images[s] * 255).astype(np.uint8) for s in splits.SPLITS}
+    for s in splits.SPLITS:
+        assert np.array_equal(ds.images[s], levels[s].astype(np.float32) / 255)    # x = level / 255 exactly
+        assert ds.labels[s].dtype == np.int32 and 0 <= ds.labels[s].min() and ds.labels[s].max() == 9
+    assert levels["train"].min() == 0 and levels["train"].max() == 255
+    # Every labelled image exactly as in the IDX files: test is the official test set, and train +
+    # validation are the 60,000 training images, each used once (so the two are disjoint).
+    assert _pairs(levels["test"], ds.labels["test"]) == _pairs(test_x, test_y)
+    assert _pairs(np.concatenate([levels["train"], levels["validation"]]),
+                  np.concatenate([ds.labels["train"], ds.labels["validation"]])) == _pairs(train_x, train_y)
+    # The statistics of ../shared/data/README.md.
+    assert np.array_equal(np.bincount(train_y), [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949])
+    assert np.array_equal(np.bincount(ds.labels["test"]), [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009])
+    assert np.concatenate([ds.images["train"], ds.images["validation"]]).mean() == pytest.approx(0.1307, abs=1e-4)
+    # The carve is validation_carve's over tfds's train split, read back from the prepared data
+    # without a manual dir (a few records).
+    sources = tfds_sets._prepared_sources("mnist", DataConfig(data_dir=str(data_dir)), network=False)
+    train_idx, val_idx = splits.validation_carve(60000, 1 / 6)
+    for split, picks in (("train", train_idx[:3]), ("validation", val_idx[:3])):
+        records = sources["train"].__getitems__(picks.tolist())
+        assert np.array_equal(np.stack([r["image"] for r in records]), levels[split][:3])
+        assert [r["label"] for r in records] == ds.labels[split][:3].tolist()
+    # Binarizing rules apply to the grey levels as to any 8-bit set.
+    binary = dataclasses.replace(ds, binarization="dynamic").eval_images("test")
+    assert set(np.unique(binary)) == {0.0, 1.0} and binary.mean() == pytest.approx(0.1325, abs=2e-3)
+
+
+def test_mnist_missing_idx_files_are_named(tmp_path):
+    partial = tmp_path / "partial"
+    partial.mkdir()
+    (partial / "train-images-idx3-ubyte.gz").write_bytes(b"")
+    cfg = DataConfig(name="mnist", binarization="none", manual_dir=str(partial), data_dir=str(tmp_path / "tfds"))
+    with pytest.raises(FileNotFoundError, match=r"mnist: train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, "
+                                                r"t10k-labels-idx1-ubyte.gz missing in data.manual_dir=.*LeCun"):
+        load_dataset(cfg)
 
 
 class _FakeSource:
@@ -358,8 +440,9 @@ def test_tfds_offline_failure_is_explained(monkeypatch, tmp_path):
 
     def offline(*args, **kwargs):
         raise requests.exceptions.ConnectionError("Failed to resolve 'storage.googleapis.com'")
-    monkeypatch.setattr(tfds, "data_source", offline)
-    with pytest.raises(RuntimeError, match=r"'mnist'.*offline.*data.data_dir"):
+    monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare", offline)
+    with pytest.raises(RuntimeError, match=r"'mnist'.*offline, set data.manual_dir.*t10k-labels-idx1-ubyte.gz.*"
+                                           r"data.data_dir"):
         load_dataset(DataConfig(name="mnist", data_dir=str(tmp_path)))
 
 

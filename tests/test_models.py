@@ -27,11 +27,15 @@ TINY = {  # per model: the smallest sizes that still exercise every code path
     "fvsbn": {},
     "nade": {"num_hidden": 6},
     "made": {"num_hidden": 12, "num_hidden_layers": 2, "num_masks": 3, "num_eval_masks": 3,
-             "direct_connection": True},
+             "direct_connection": True, "ordering": "random"},     # raster masks: test_made_orderings
+    "eonade": {"num_hidden": 6, "num_hidden_layers": 2, "num_eval_orderings": 3},
     "pixelcnn": {"num_features": 4, "num_layers": 2, "kernel_size": 3, "first_kernel_size": 3,
                  "head_features": 4},
     "gated_pixelcnn": {"num_features": 4, "num_layers": 2, "kernel_size": 3, "first_kernel_size": 3,
                        "head_features": 4},
+    "pixelsnail": {"num_features": 4, "num_blocks": 2, "num_res_per_block": 1, "num_heads": 2, "key_features": 2,
+                   "value_features": 2},
+    "pixelcnn_pp": {"num_features": 4, "num_resnet": 0},
 }
 
 
@@ -85,6 +89,18 @@ def jacobian(model, params, x, y=None, mask_index=0):
     return np.asarray(jacobian_fn(model)(params, x, y, jnp.int32(mask_index)))
 
 
+def num_masks(model) -> int:
+    """Masks (or orderings) to check: those trained and those averaged at evaluation."""
+    return max(models.num_train_masks(model), models.num_eval_masks(model))
+
+
+def not_before(model, mask_index) -> np.ndarray:
+    """[D, D] bool, [i, j] = sub-pixel j is not before sub-pixel i in mask `mask_index`'s order
+    (raster indices; j = i included): what output i must not read."""
+    rank = np.argsort(model.subpixel_order(mask_index))       # rank[i] = position of sub-pixel i
+    return rank[None, :] >= rank[:, None]
+
+
 MODEL_CASES = [pytest.param(n, c, id=f"{n}{'-cond' if c else ''}") for n in TINY for c in (False, True)]
 
 
@@ -93,14 +109,15 @@ MODEL_CASES = [pytest.param(n, c, id=f"{n}{'-cond' if c else ''}") for n in TINY
 @pytest.mark.parametrize("channels", [1, 2])
 @pytest.mark.parametrize("name,conditional", MODEL_CASES)
 def test_autoregressive_by_jacobian(name, conditional, channels):
-    """d logit_i / d x_j == 0 exactly for every j >= i in raster order over (row, col, channel)."""
+    """d logit_i / d x_j == 0 exactly for every j not before i in the mask's order (raster over
+    (row, col, channel) for most models; MADE's random orders, EoNADE's orderings), every mask."""
     model = build(name, (5, 5, channels), conditional)
     params = random_params(model)
     x = random_binary(1, (2, 5, 5, channels))
     y = one_hot([0, 2]) if conditional else None
-    d = 25 * channels
-    future = np.triu(np.ones((d, d), bool))            # j >= i, the diagonal included
-    for mask_index in range(models.num_train_masks(model)):
+    for mask_index in range(num_masks(model)):
+        # j >= i in the order, the diagonal included, for each of sub-pixel i's P outputs
+        future = np.repeat(not_before(model, mask_index), model.params_per_subpixel, axis=0)
         jac = jacobian(model, params, x, y, mask_index)
         leaks = np.argwhere(np.any(jac[:, future] != 0, axis=0))
         assert leaks.size == 0, f"mask {mask_index}: logit depends on itself or the future"
@@ -178,6 +195,42 @@ def test_made_masks_are_distinct_deterministic_and_traceable():
     with pytest.raises(ValueError, match="num_eval_masks"):
         build("made", (5, 5, 1), num_masks=2, num_eval_masks=3).init(jax.random.key(0), x)
     assert model.num_train_masks == 3 and model.num_eval_masks == 3
+
+
+def test_made_orderings():
+    """ordering='raster': every mask in raster order (Jacobian strictly lower-triangular in raster
+    order, and live). 'random' (TINY's): each mask its own permutation, deterministic and distinct,
+    not raster even with one mask, and the input degrees are the positions in it."""
+    raster = build("made", (5, 5, 1), ordering="raster")
+    assert raster.raster_ordered
+    params = random_params(raster)
+    x = random_binary(4, (2, 5, 5, 1))
+    for k in range(3):
+        np.testing.assert_array_equal(raster.subpixel_order(k), np.arange(25))
+        jac = jacobian(raster, params, x, None, k)
+        assert not np.any(jac[:, np.triu(np.ones((25, 25), bool))] != 0) and np.count_nonzero(jac) > 0
+    rand = build("made", (5, 5, 1))
+    assert not rand.raster_ordered
+    orders = [rand.subpixel_order(k) for k in range(3)]
+    table = rand.input_degree_table()
+    for k, order in enumerate(orders):
+        np.testing.assert_array_equal(np.sort(order), np.arange(25))
+        np.testing.assert_array_equal(order, build("made", (5, 5, 1)).subpixel_order(k))   # deterministic
+        np.testing.assert_array_equal(table[k, order], np.arange(1, 26))                 # m(order[t]) = t + 1
+    assert len({tuple(o) for o in orders}) == 3
+    one = build("made", (5, 5, 1), num_masks=1, num_eval_masks=1)
+    assert not np.array_equal(one.subpixel_order(0), np.arange(25))
+    with pytest.raises(config_schema.ConfigError, match=r"ordering='rasta'.*raster, random"):
+        build("made", (5, 5, 1), ordering="rasta")
+
+
+@pytest.mark.parametrize("name,field,smallest", [("made", "num_hidden", 1), ("made", "num_hidden_layers", 1),
+                                                  ("made", "num_masks", 1), ("nade", "num_hidden", 1),
+                                                  ("eonade", "num_hidden", 1), ("eonade", "num_eval_orderings", 1)])
+def test_size_fields_are_refused_below_their_smallest_value(name, field, smallest):
+    with pytest.raises(config_schema.ConfigError,
+                       match=rf"config\.model\.{field}={smallest - 1} .*smallest valid value is {smallest}"):
+        config_schema.model_config(name, **{field: smallest - 1})
 
 
 # ----------------------------------------------------------------------------- normalization
@@ -413,13 +466,22 @@ def test_param_counts_of_the_test_models():
     assert counts["nade"] == 2 * d * 6 + 6 + d
     # two hidden layers of 12, the output layer, and the direct input->output path (d x d, no bias)
     assert counts["made"] == (d * 12 + 12) + (12 * 12 + 12) + (12 * d + d) + d * d
+    # W_x and W_m (d x 6 each) and c, a second layer of 6, V (6 per sub-pixel) and b
+    assert counts["eonade"] == (2 * d * 6 + 6) + (6 * 6 + 6) + (6 * d + d)
 
 
 # ----------------------------------------------------------------------------- grey levels and colour
 
 LEVELS = 4
 RGB = {"pixelcnn": {"num_features": 6, "head_features": 6},          # widths divisible by C = 3
-       "gated_pixelcnn": {"num_features": 6, "head_features": 6}}
+       # 4 maps per group: with 2, random params often turn off every head ReLU of G's group at the
+       # centre pixel, and the check that G reads R fails by chance
+       "gated_pixelcnn": {"num_features": 12, "head_features": 12},
+       "pixelsnail": {"num_features": 6},
+       "pixelcnn_pp": {"num_features": 6}}
+# (model, likelihood) whose network reads no sub-pixel of the current pixel: the likelihood couples
+# them itself (PixelCNN++: the logistic mixture's G mean reads R, B's reads R and G).
+COUPLED_BY_LIKELIHOOD = {("pixelcnn_pp", "discretized_logistic_mixture")}
 MULTI_LIKELIHOODS = [("categorical", {}), ("discretized_logistic_mixture", {"num_mixtures": 2})]
 
 
@@ -445,15 +507,19 @@ def test_subpixel_autoregressive_by_jacobian_rgb(name, lik, lik_opts):
     x = random_levels(11, (2, 3, 3, 3))
     p = model.params_per_subpixel
     d = 27
-    future = np.repeat(np.triu(np.ones((d, d), bool)), p, axis=0)          # [D * P, D]
-    for mask_index in range(models.num_train_masks(model)):
+    for mask_index in range(num_masks(model)):
+        future = np.repeat(not_before(model, mask_index), p, axis=0)         # [D * P, D]
         jac = jacobian(model, params, x, None, mask_index)                  # [B, D * P, D]
         assert jac.shape[1:] == (d * p, d)
         assert not np.any(jac[:, future] != 0), f"mask {mask_index}: an output reads its own or a later sub-pixel"
-    if name != "bernoulli":
+    if name not in ("bernoulli", "eonade"):     # (EoNADE gives a pixel's channels together: G never reads R)
         reads = np.any(jac != 0, axis=0).reshape(d, p, d).any(axis=1)       # [sub-pixel i, j]
         centre = 4 * 3                                                       # pixel (1, 1): R, G, B at 12, 13, 14
-        assert reads[centre + 1, centre] and reads[centre + 2, centre] and reads[centre + 2, centre + 1]
+        own = [reads[centre + 1, centre], reads[centre + 2, centre], reads[centre + 2, centre + 1]]
+        if (name, lik) in COUPLED_BY_LIKELIHOOD:
+            assert not any(own) and reads[centre, centre - 1]                # the left pixel's B, not R
+        else:
+            assert all(own)
 
 
 # One RGB pixel for the convolutional models, whose channel masks order R, G, B within a pixel;
@@ -461,7 +527,7 @@ def test_subpixel_autoregressive_by_jacobian_rgb(name, lik, lik_opts):
 # order, so a pixel's 3 sub-pixels are 3 positions of that order: the grey 2x2 case (4 positions,
 # 256 images) covers them (and their sub-pixel causality on 3x3 RGB is checked by Jacobian above).
 MULTI_SHAPES = [(n, s) for n in TINY for s in ((2, 2, 1), (1, 1, 3))
-                if s[2] == 1 or n in ("pixelcnn", "gated_pixelcnn")]
+                if s[2] == 1 or n in ("pixelcnn", "gated_pixelcnn", "pixelsnail", "pixelcnn_pp")]
 
 
 @pytest.mark.parametrize("lik,lik_opts", MULTI_LIKELIHOODS, ids=[m[0] for m in MULTI_LIKELIHOODS])

@@ -44,11 +44,13 @@ def test_samples_are_binary_images_of_the_right_shape():
 # K = 2 (the same samplers, y = None), so the binary cases here are the conditional ones.
 FAST_CASES = [("pixelcnn", (8, 6, 1), True, 2.0),           # window method: 3 rows of 8
               ("gated_pixelcnn", (8, 6, 1), True, 2.0),     # incremental method
-              ("gated_pixelcnn", (5, 4, 2), False, 2.0)]    # two channels: raster order over channels too
+              ("gated_pixelcnn", (5, 4, 2), False, 2.0),    # two channels: raster order over channels too
+              ("pixelsnail", (4, 3, 1), True, 2.0)]         # cached method (maps, keys and values)
 # Grey levels and colour: (name, shape, conditional, scale, likelihood, K levels).
 MULTI_CASES = [("pixelcnn", (8, 6, 3), False, 1.0, "categorical", 4),
                ("gated_pixelcnn", (4, 3, 3), True, 1.0, "discretized_logistic_mixture", 8),
-               ("gated_pixelcnn", (5, 4, 1), False, 1.0, "categorical", 17)]
+               ("gated_pixelcnn", (5, 4, 1), False, 1.0, "categorical", 17),
+               ("pixelsnail", (3, 2, 3), False, 1.0, "discretized_logistic_mixture", 8)]
 
 
 @pytest.mark.parametrize("name,shape,conditional,scale", FAST_CASES)
@@ -114,6 +116,40 @@ def test_mask_ensemble_completion_follows_the_mixture_conditional():
     tv = 0.5 * np.abs(empirical - exact).sum()
     assert 0.5 * np.abs(uniform_mask - exact).sum() > 0.1          # the test can tell the two apart
     assert tv < 0.03, tv
+
+
+# (EoNADE naive: its images equal the fast ones below; the naive random-order loop is MADE's case.)
+RANDOM_ORDER_CASES = [("eonade", "fast"), ("made", "naive")]
+
+
+@pytest.mark.parametrize("name,method", RANDOM_ORDER_CASES, ids=[f"{n}-{m}" for n, m in RANDOM_ORDER_CASES])
+def test_random_order_models_sample_their_ensemble(name, method):
+    """EoNADE's ensemble of 3 orderings, and MADE with 3 random-order masks, on 2x2 images: 20,000
+    draws (a mask per sample, then its sub-pixels in its order) follow the exact mixture (1/3) sum_k
+    p_k, computed by enumerating the 16 images; ordering 0 alone is far from it, so the test can tell.
+    EoNADE's fast (ordered) sampler draws exactly the naive sampler's images. Completion is refused."""
+    import itertools
+    from dgm_jax import likelihood
+    extra = {"num_eval_orderings": 3} if name == "eonade" else {"num_masks": 3, "num_eval_masks": 3,
+                                                                  "ordering": "random"}
+    model = build(name, (2, 2, 1), num_hidden=16, **extra)
+    assert not model.raster_ordered
+    params = init(model, 3.0, seed=1)
+    images = np.array(list(itertools.product([0.0, 1.0], repeat=4)), np.float32).reshape(16, 2, 2, 1)
+    exact = np.exp(np.asarray(likelihood.model_log_prob(model, params, images), np.float64))
+    first = np.exp(np.asarray(likelihood.model_log_prob(model, params, images, mask_index=0), np.float64))
+    assert exact.sum() == pytest.approx(1.0, abs=1e-5)
+    n = 20_000
+    xs = np.asarray(sampling.sample(model, params, jax.random.key(6), n, method=method))
+    codes = xs.reshape(n, 4).astype(int) @ np.array([8, 4, 2, 1])
+    empirical = np.bincount(codes, minlength=16) / n
+    assert 0.5 * np.abs(first - exact).sum() > 0.05
+    assert 0.5 * np.abs(empirical - exact).sum() < 0.03
+    if method == "fast":
+        naive = np.asarray(sampling.sample(model, params, jax.random.key(6), 64, method="naive"))
+        np.testing.assert_array_equal(xs[:64], naive)
+    with pytest.raises(ValueError, match="random orders"):
+        sampling.complete(model, params, jax.random.key(0), xs[:2], 1, method=method)
 
 
 def test_fast_method_availability():

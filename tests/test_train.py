@@ -144,13 +144,17 @@ def test_unwritable_workdir_fails_before_training(tmp_path, tiny_config):
 def test_launch_cli_overrides_and_rejects_typos(tmp_path):
     base = [sys.executable, "launch.py", "--config=experiments/configs/pixelcnn.py:tiny",
             f"--workdir={tmp_path / 'cli'}"]
-    ok = subprocess.run(base + ["--config.train.num_steps=10", "--config.train.eval_every=10",
+    # The model switched over the pixelcnn file (its own fields dropped), made's own field set too.
+    ok = subprocess.run(base + ["--config.model.name=made", "--config.model.num_hidden=16",
+                                "--config.train.num_steps=10", "--config.train.eval_every=10",
                                 "--config.train.checkpoint_every=10", "--config.train.log_every=10",
                                 "--config.penalties=(('l2', 1e-3, 'kernels'),)"],   # as the README shows
                         cwd=REPO, capture_output=True, text=True, timeout=300)
     assert ok.returncode == 0, ok.stderr[-3000:]
     saved = json.loads((tmp_path / "cli" / "config.json").read_text())
     assert saved["train"]["num_steps"] == 10
+    assert saved["model"]["name"] == "made" and saved["model"]["num_hidden"] == 16
+    assert "first_kernel_size" not in saved["model"]
     assert [(p["name"], p["weight"], p["mask"]) for p in saved["penalties"]] == [("l2", 1e-3, "kernels")]
     assert (tmp_path / "cli" / "samples.png").is_file()
     bad = subprocess.run(base + ["--config.model.num_layer=3"], cwd=REPO, capture_output=True, text=True,

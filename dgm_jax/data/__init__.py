@@ -1,7 +1,7 @@
 """Data: image data sets as host numpy arrays (datasets.py) and grain batch streams (pipeline.py)."""
 import importlib.util
 
-from dgm_jax.data.datasets import (DATASETS, ImageDataset, eval_seed, load_dataset, register_dataset,
+from dgm_jax.data.datasets import (DATASETS, ImageDataset, check_split, eval_seed, load_dataset, register_dataset,
                                    registered_datasets)
 from dgm_jax.data.pipeline import eval_batches, restore_args, save_args, train_iterator
 from dgm_jax.data.splits import RawSplits
@@ -12,5 +12,5 @@ from dgm_jax.data.splits import RawSplits
 if importlib.util.find_spec("dgm_jax.data.synthetic") is not None:
     from dgm_jax.data import synthetic  # noqa: F401
 
-__all__ = ["DATASETS", "ImageDataset", "RawSplits", "eval_batches", "eval_seed", "load_dataset",
+__all__ = ["DATASETS", "ImageDataset", "RawSplits", "check_split", "eval_batches", "eval_seed", "load_dataset",
            "register_dataset", "registered_datasets", "restore_args", "save_args", "train_iterator"]

@@ -38,8 +38,10 @@ from typing import Any, Callable
 
 import numpy as np
 
+from dgm_jax import input_checks
 from dgm_jax.config_schema import DataConfig
 from dgm_jax.data import embedded, npz_file, photos, splits, tfds_sets
+from dgm_jax.observations.base import off_grid
 
 Loader = Callable[[DataConfig, int], splits.RawSplits]
 
@@ -171,15 +173,69 @@ def _check_splits(name: str, raw: splits.RawSplits) -> None:
                              f"{None if x is None else (x.dtype, x.shape)}")
         if x.shape[1:] != raw.images["train"].shape[1:]:
             raise ValueError(f"{name}: split {s!r} images are {x.shape[1:]}, train's {raw.images['train'].shape[1:]}")
-        if not (np.isfinite(x).all() and x.min() >= 0 and x.max() <= 1):
-            raise ValueError(f"{name}: split {s!r} has intensities outside [0, 1]")
+        check_intensities(x, f"{name}: split {s!r}")
         y = raw.labels.get(s)
         if (y is None) != (raw.labels.get("train") is None):
             raise ValueError(f"{name}: labels must be given for every split or none (split {s!r})")
         if y is not None and len(y) != len(x):
             raise ValueError(f"{name}: split {s!r} has {len(y)} labels for {len(x)} images")
-        if y is not None and y.ndim == 1 and not (y.dtype == np.int32 and 0 <= y.min() and y.max() < raw.num_classes):
-            raise ValueError(f"{name}: split {s!r} labels must be int32 in [0, {raw.num_classes})")
+        if y is not None and y.ndim == 1 and y.dtype != np.int32:
+            raise ValueError(f"{name}: split {s!r} labels must be int32 class labels, got {y.dtype}")
+        if y is not None:
+            _check_split_labels(y, raw.num_classes, f"{name}: split {s!r}")
+
+
+_CHUNK = 4096     # images per block of the value checks
+
+
+def check_intensities(x: np.ndarray, where: str) -> None:
+    """float intensities [N, H, W, C] finite and in [0, 1]; a ValueError naming the first bad index and value."""
+    for start in range(0, len(x), _CHUNK):         # in chunks: no full-size temporaries for big sets
+        part = x[start:start + _CHUNK]
+        bad = ~((part >= 0) & (part <= 1))          # NaN compares False: bad
+        if bad.any():
+            i = input_checks.first_bad(bad)
+            index = (start + i[0],) + i[1:]
+            raise ValueError(f"{where} has intensities outside [0, 1] or not finite: image {index[0]} "
+                             f"x{input_checks.index_str(index)} = {part[i]:g}")
+
+
+def _check_split_labels(y: np.ndarray, num_classes: int, where: str) -> None:
+    """int labels [N] in [0, num_classes), or finite vectors [N, D]."""
+    if y.ndim == 1:
+        input_checks.check_labels(y, num_classes, where + " labels")
+    else:
+        input_checks.check_vectors(y, None, where + " labels")
+
+
+def check_split(ds: "ImageDataset", split: str) -> None:
+    """What a model is fed from split `split` of ds: intensities in [0, 1], exactly on the grid of
+    ds.num_levels when they are used as stored (binarization static or none), int labels in
+    [0, num_classes) or finite vectors of width cond_dim. A ValueError names the set, the split,
+    the index and the value (the training pipeline and build_run call it)."""
+    x, y = ds.images[split], ds.labels.get(split)
+    where = f"data set {ds.name!r}: split {split!r}"
+    if x.ndim != 4 or len(x) == 0:
+        raise ValueError(f"{where}: images must be non-empty [N, H, W, C], got shape {x.shape}")
+    check_intensities(x, where)
+    if ds.binarization in ("static", "none"):
+        k = ds.num_levels
+        for start in range(0, len(x), _CHUNK):
+            part = x[start:start + _CHUNK]
+            bad = off_grid(part, k, np)
+            if bad.any():
+                i = input_checks.first_bad(bad)
+                index = (start + i[0],) + i[1:]
+                grid = "0/1 (binarization='static')" if ds.binarization == "static" else f"multiples of 1/{k - 1}"
+                raise ValueError(f"{where}: intensities must be {grid}; image {index[0]} "
+                                 f"x{input_checks.index_str(index)} = {part[i]:g}")
+    if y is not None:
+        if len(y) != len(x):
+            raise ValueError(f"{where}: {len(y)} labels for {len(x)} images")
+        _check_split_labels(y, ds.num_classes, where)
+        if y.ndim == 2 and y.shape[1] != ds.cond_dim:
+            raise ValueError(f"{where}: condition vectors of width {y.shape[1]}, the train split's are {ds.cond_dim}")
+
 
 
 def _check_grey_levels(name: str, raw: splits.RawSplits) -> None:

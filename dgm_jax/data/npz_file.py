@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dgm_jax import input_checks
 from dgm_jax.config_schema import DataConfig
 from dgm_jax.data import splits
 
@@ -64,10 +65,14 @@ def _read(path_str: str) -> tuple[Path, dict[str, np.ndarray]]:
     return path, arrays
 
 
-def _check_images(path, key, x: np.ndarray) -> np.ndarray:
+def _first(key, mask: np.ndarray) -> str:
+    """'train[3, 2, 2]': the first True of mask, as an index into the file's array `key`."""
+    return key + input_checks.index_str(input_checks.first_bad(mask))
+
+
+def _check_images(path, key, stored: np.ndarray) -> np.ndarray:
     """Rank, size, dtype and value checks; returns x as [N, H, W, C] (same dtype)."""
-    if x.ndim == 3:
-        x = x[..., None]
+    x = stored[..., None] if stored.ndim == 3 else stored
     if x.ndim != 4:
         _fail(path, key, f"images must be [N, H, W] or [N, H, W, C], got shape {x.shape}")
     if x.shape[0] == 0:
@@ -78,18 +83,21 @@ def _check_images(path, key, x: np.ndarray) -> np.ndarray:
         return x
     if np.issubdtype(x.dtype, np.integer):
         if x.min() < 0:
-            _fail(path, key, f"negative values (min {x.min()}); grey levels must be 0..255")
+            _fail(path, key, f"negative values (min {x.min()}), the first at {_first(key, stored < 0)}; "
+                             "grey levels must be 0..255")
         if x.max() > 255:
-            _fail(path, key, f"values above 255 (max {x.max()}); grey levels must be 0..255")
+            _fail(path, key, f"values above 255 (max {x.max()}), the first at {_first(key, stored > 255)}; "
+                             "grey levels must be 0..255")
         return x
     if np.issubdtype(x.dtype, np.floating):
         if not np.isfinite(x).all():
-            _fail(path, key, f"{np.isnan(x).sum()} NaN and {np.isinf(x).sum()} infinite values")
+            _fail(path, key, f"{np.isnan(x).sum()} NaN and {np.isinf(x).sum()} infinite values, the first at "
+                             f"{_first(key, ~np.isfinite(stored))}")
         if x.min() < 0:
-            _fail(path, key, f"negative values (min {x.min()})")
+            _fail(path, key, f"negative values (min {x.min()}), the first at {_first(key, stored < 0)}")
         if x.max() > 1:
-            _fail(path, key, f"float images must be intensities in [0, 1], max is {x.max()}; "
-                             "store grey levels 0..255 as uint8")
+            _fail(path, key, f"float images must be intensities in [0, 1], max is {x.max()}, the first above 1 at "
+                             f"{_first(key, stored > 1)}; store grey levels 0..255 as uint8")
         return x
     _fail(path, key, f"wrong dtype {x.dtype}; images must be uint8 (or other int) grey levels, bool, or float in [0, 1]")
 
@@ -102,11 +110,13 @@ def _check_labels(path, key, y: np.ndarray, n: int) -> np.ndarray:
         if not np.issubdtype(y.dtype, np.integer):
             _fail(path, key, f"class labels [N] must be integers, got dtype {y.dtype}")
         if y.min() < 0:
-            _fail(path, key, f"labels out of range: negative label {y.min()}")
+            i = int(np.argmax(y < 0))
+            _fail(path, key, f"labels out of range: negative label {y[i]} at {key}[{i}]")
         return y.astype(np.int32)
     if y.ndim == 2 and (np.issubdtype(y.dtype, np.integer) or np.issubdtype(y.dtype, np.floating)):
         if not np.isfinite(y).all():
-            _fail(path, key, "conditioning vectors with NaN or infinite values")
+            i, j = np.argwhere(~np.isfinite(y))[0]
+            _fail(path, key, f"conditioning vectors with NaN or infinite values: {key}[{i}, {j}] = {y[i, j]}")
         return y.astype(np.float32)
     _fail(path, key, f"labels must be int [N] classes or float [N, D] vectors, got shape {y.shape} dtype {y.dtype}")
 
@@ -150,8 +160,9 @@ def load_npz(cfg: DataConfig, seed: int = 0) -> splits.RawSplits:
             num_classes = int(labels["train"].max()) + 1
             for s, y in labels.items():
                 if y.max() >= num_classes:
-                    _fail(path, f"{s}_labels", f"labels out of range: label {y.max()} is not among the "
-                                               f"train classes 0..{num_classes - 1}")
+                    i = int(np.argmax(y >= num_classes))
+                    _fail(path, f"{s}_labels", f"labels out of range: label {y[i]} is not among the "
+                                               f"train classes 0..{num_classes - 1} ({s}_labels[{i}])")
 
     if "validation" not in images:
         (tx, ty), (vx, vy) = splits.carve_validation(images["train"], labels["train"], cfg.validation_fraction)

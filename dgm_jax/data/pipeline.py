@@ -46,7 +46,7 @@ import grain
 import numpy as np
 from absl import flags
 
-from dgm_jax.data.datasets import ImageDataset, bernoulli, threshold_images
+from dgm_jax.data.datasets import ImageDataset, bernoulli, check_split, threshold_images
 
 
 class _ArraySource:
@@ -92,11 +92,15 @@ def train_iterator(ds: ImageDataset, *, batch_size: int, seed: int, process_inde
     batch_size is the global batch; each process yields batch_size //
     process_count images a batch ('x' [b, H, W, C], 'y' [b] / [b, D]).
     num_workers > 0 binarizes and batches in grain worker processes.
+    The train split is checked first (datasets.check_split): a value outside [0, 1],
+    off the grid of stored levels, or a label outside [0, num_classes) is a ValueError
+    naming the set, the index and the value.
     """
     if batch_size <= 0 or batch_size % process_count:
         raise ValueError(f"batch_size={batch_size} must be a positive multiple of process_count={process_count}")
     if not 0 <= process_index < process_count:
         raise ValueError(f"process_index={process_index} not in [0, {process_count})")
+    check_split(ds, "train")       # values and labels, before any batch is made (nothing is clipped later)
     shuffle_seed, bin_seed = _stream_seeds(seed, process_index)
     data = grain.MapDataset.source(_ArraySource(ds.images["train"], ds.labels["train"]))
     data = data[process_index::process_count]

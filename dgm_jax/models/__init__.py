@@ -10,7 +10,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from dgm_jax.models import bernoulli, fvsbn, gated_pixelcnn, made, nade, pixelcnn
+from dgm_jax.models import bernoulli, eonade, fvsbn, gated_pixelcnn, made, nade, pixelcnn, pixelcnn_pp, pixelsnail
 from dgm_jax.models.base import AutoregressiveImageModel
 from dgm_jax.models.spec import ModelSpec
 
@@ -19,8 +19,11 @@ REGISTRY: dict[str, ModelSpec] = {spec.name: spec for spec in (
     fvsbn.SPEC,
     nade.SPEC,
     made.SPEC,
+    eonade.SPEC,
     pixelcnn.SPEC,
     gated_pixelcnn.SPEC,
+    pixelcnn_pp.SPEC,
+    pixelsnail.SPEC,
 )}
 MODEL_NAMES = tuple(REGISTRY)
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}

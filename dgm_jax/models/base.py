@@ -12,14 +12,25 @@ normalization by enumeration for every model.
 
 Models with several connectivity masks (MADE) read ``mask_index``; the others
 ignore it.
+
+Orderings. The outputs are always laid out in raster order, but a model may
+factorize p(x) in another order of its sub-pixels: ``subpixel_order(k)`` is the
+permutation that mask (or ensemble member) k follows, order[t] = the raster
+index of the t-th sub-pixel, and the outputs of sub-pixel order[t] depend on
+x[order[:t]] only. Raster (the identity) unless the model says otherwise;
+``raster_ordered`` is False when some mask is not raster (MADE with
+ordering='random', EoNADE). The causality test, the samplers (which draw in
+that order) and completion (refused unless raster) read it.
 """
 from __future__ import annotations
 
-from typing import Any
+import math
+from typing import Any, Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from dgm_jax.observations.bernoulli import Bernoulli
 
@@ -61,6 +72,36 @@ class AutoregressiveImageModel(nn.Module):
         """
         return self.obs.log_prob(self(x, y, mask_index=mask_index), x)
 
+    def subpixel_order(self, mask_index: int = 0) -> np.ndarray:
+        """int [H*W*C]: the raster indices of the sub-pixels in the order mask `mask_index`
+        factorizes p(x) (raster: 0, 1, ..., D - 1)."""
+        del mask_index
+        return np.arange(math.prod(self.image_shape))
+
+    @property
+    def raster_ordered(self) -> bool:
+        """True when every mask factorizes p(x) in raster order."""
+        return True
+
     def output_shape(self, x: jax.Array) -> tuple[int, ...]:
         """[B, h, W, C, P] for input x [B, h, W, C] (h < H for a window of rows)."""
         return tuple(x.shape) + (self.params_per_subpixel,)
+
+
+def pixel_major_order(image_shape: Sequence[int], seed: Sequence[int]) -> np.ndarray:
+    """A random sub-pixel order [H*W*C] that keeps each pixel's channels together, in channel
+    order: the H*W pixels in a uniformly random order (numpy Generator seeded with `seed`),
+    each expanded to its C sub-pixels. (Observation models couple a pixel's channels in
+    channel order, e.g. the logistic mixture's G mean reads R: that stays causal.)"""
+    h, w, c = image_shape
+    pixels = np.random.default_rng(list(seed)).permutation(h * w)
+    return (pixels[:, None] * c + np.arange(c)[None, :]).reshape(-1)
+
+
+def check_at_least(model: str, field: str, value: int, smallest: int, why: str = "") -> None:
+    """Config-time check of a size field: raises ConfigError naming the field, its value and the
+    smallest valid value."""
+    if value < smallest:
+        from dgm_jax.config_schema import ConfigError  # noqa: WPS433 - config_schema imports the registry lazily
+        raise ConfigError(f"config.model.{field}={value} is too small for model {model!r}: the smallest "
+                          f"valid value is {smallest}{f' ({why})' if why else ''}")

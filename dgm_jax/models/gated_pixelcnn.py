@@ -66,7 +66,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dgm_jax.models.base import AutoregressiveImageModel
+from dgm_jax.models import sizes
+from dgm_jax.models.base import AutoregressiveImageModel, check_at_least
 from dgm_jax.models.masked_conv import MaskedConv2D, PointwiseDense, add_bias, conv_mask
 from dgm_jax.models.spec import ModelSpec
 
@@ -144,6 +145,26 @@ class Config:
     first_kernel_size: int = 7       # odd k0 of layer 0 (its horizontal tap excludes the current pixel)
     head_features: int = 0           # width of the 1x1 ReLU layer before the outputs (0 = num_features)
 
+    def __post_init__(self):
+        check_sizes(self)
+
+
+def check_sizes(m) -> None:
+    """Refuses sizes that build a model that is not causal or not complete (m: a Config or a GatedPixelCNN).
+
+    Layer 0's horizontal kernel 1 x (k0//2 + 1) is the only path from the current row to the
+    outputs, and its last tap (the pixel itself) is masked: with k0 = 1 it has no other tap, so
+    the model would never read the current row. From k0 = 3 on it reads the left neighbour (and
+    the vertical stack the row above). Later layers may be 1x1: they keep the causal structure.
+    """
+    check_at_least("gated_pixelcnn", "num_features", m.num_features, 1, "the stacks need features")
+    check_at_least("gated_pixelcnn", "num_layers", m.num_layers, 0, "a count of gated layers after the first")
+    sizes.odd_at_least("gated_pixelcnn", "kernel_size", m.kernel_size, 1)
+    sizes.odd_at_least("gated_pixelcnn", "first_kernel_size", m.first_kernel_size, 3,
+                       "with k0 = 1 the first horizontal kernel is only the masked current-pixel tap, "
+                       "so the model would never read the current row")
+    check_at_least("gated_pixelcnn", "head_features", m.head_features, 0, "0 = num_features")
+
 
 class GatedPixelCNN(AutoregressiveImageModel):
     num_features: int = 64
@@ -160,23 +181,20 @@ class GatedPixelCNN(AutoregressiveImageModel):
     def setup(self):
         c, feats = self.image_shape[-1], self.num_features
         head = self.head_features or feats
-        if feats % c or head % c:
-            raise ValueError(f"num_features={feats} and head_features={head} must be divisible by the "
-                             f"{c} data channels")
-        for k in (self.first_kernel_size, self.kernel_size):
-            if k % 2 == 0 or k < 1:
-                raise ValueError(f"gated_pixelcnn needs odd kernel sizes, got {k}")
-        sizes = [self.first_kernel_size] + [self.kernel_size] * self.num_layers
+        check_sizes(self)
+        sizes.divisible_by_channels("gated_pixelcnn", "num_features", feats, c)
+        sizes.divisible_by_channels("gated_pixelcnn", "head_features", head, c)
+        kernels = [self.first_kernel_size] + [self.kernel_size] * self.num_layers
         dt = self.dtype
-        self.v_convs = [VerticalConv(2 * feats, k, dtype=dt) for k in sizes]
+        self.v_convs = [VerticalConv(2 * feats, k, dtype=dt) for k in kernels]
         self.h_convs = [HorizontalConv(2 * feats, k, "A" if l == 0 else "B", c, dtype=dt)
-                        for l, k in enumerate(sizes)]
-        self.links = [PointwiseDense(2 * feats, dtype=dt) for _ in sizes]          # down(v~_l) -> h~_l, 1x1
-        self.residuals = [MaskedConv2D(feats, (1, 1), "B", c, dtype=dt) for _ in sizes]
-        self.skips = [MaskedConv2D(feats, (1, 1), "B", c, dtype=dt) for _ in sizes]
+                        for l, k in enumerate(kernels)]
+        self.links = [PointwiseDense(2 * feats, dtype=dt) for _ in kernels]          # down(v~_l) -> h~_l, 1x1
+        self.residuals = [MaskedConv2D(feats, (1, 1), "B", c, dtype=dt) for _ in kernels]
+        self.skips = [MaskedConv2D(feats, (1, 1), "B", c, dtype=dt) for _ in kernels]
         if self.conditional:
-            self.v_conds = [nn.Dense(2 * feats, use_bias=False, dtype=dt) for _ in sizes]
-            self.h_conds = [nn.Dense(2 * feats, use_bias=False, dtype=dt) for _ in sizes]
+            self.v_conds = [nn.Dense(2 * feats, use_bias=False, dtype=dt) for _ in kernels]
+            self.h_conds = [nn.Dense(2 * feats, use_bias=False, dtype=dt) for _ in kernels]
         self.head_hidden = MaskedConv2D(head, (1, 1), "B", c, dtype=dt)
         # The P outputs of each sub-pixel, group by group (group g = sub-pixel g).
         self.head_logits = MaskedConv2D(c * self.params_per_subpixel, (1, 1), "B", c, dtype=dt)

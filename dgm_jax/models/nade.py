@@ -70,7 +70,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from dgm_jax.models.base import AutoregressiveImageModel
+from dgm_jax.models.base import AutoregressiveImageModel, check_at_least
 from dgm_jax.models.sigmoid import sigmoid
 from dgm_jax.models.spec import ModelSpec
 
@@ -80,6 +80,9 @@ _BLOCK = 8     # K: sub-pixels per block of the blocked prefix sum
 @dataclasses.dataclass(frozen=True)
 class Config:
     num_hidden: int = 500            # H: hidden units shared by all conditionals
+
+    def __post_init__(self):
+        check_at_least("nade", "num_hidden", self.num_hidden, 1)
 
 
 def blocked_nade_outputs(xf: jax.Array, hidden_bias: jax.Array, w: jax.Array, v: jax.Array, b: jax.Array,

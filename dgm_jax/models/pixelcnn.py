@@ -25,7 +25,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from dgm_jax.models.base import AutoregressiveImageModel
+from dgm_jax.models import sizes
+from dgm_jax.models.base import AutoregressiveImageModel, check_at_least
 from dgm_jax.models.masked_conv import MaskedConv2D
 from dgm_jax.models.spec import ModelSpec
 
@@ -37,6 +38,26 @@ class Config:
     kernel_size: int = 3             # kernel of the residual layers
     first_kernel_size: int = 7       # kernel of the mask-A layer that reads the image
     head_features: int = 0           # width of the 1x1 ReLU layer before the outputs (0 = num_features)
+
+    def __post_init__(self):
+        check_sizes(self)
+
+
+def check_sizes(m) -> None:
+    """Refuses sizes that build a model that is not causal or not complete (m: a Config or a PixelCNN).
+
+    The mask-A input layer is the only one that reads x: a 1x1 mask-A kernel has only its
+    centre tap, which mask A zeroes for one sub-pixel, so the model would read no earlier pixel
+    (independent pixels); from 3x3 on it reads the left neighbour and the row above. The later
+    mask-B layers may be 1x1 (they only mix the features of a position).
+    """
+    check_at_least("pixelcnn", "num_features", m.num_features, 1, "the layers need features")
+    check_at_least("pixelcnn", "num_layers", m.num_layers, 0, "a count of residual layers")
+    sizes.odd_at_least("pixelcnn", "kernel_size", m.kernel_size, 1)
+    sizes.odd_at_least("pixelcnn", "first_kernel_size", m.first_kernel_size, 3,
+                       "a 1x1 mask-A input layer has no tap left of or above the pixel, so the model "
+                       "would read no earlier pixel")
+    check_at_least("pixelcnn", "head_features", m.head_features, 0, "0 = num_features")
 
 
 class PixelCNN(AutoregressiveImageModel):
@@ -58,8 +79,8 @@ class PixelCNN(AutoregressiveImageModel):
         y = self.condition(y)
         c = self.image_shape[-1]
         feats = self.num_features
-        if feats % c:
-            raise ValueError(f"num_features={feats} must be divisible by the {c} data channels")
+        check_sizes(self)
+        sizes.divisible_by_channels("pixelcnn", "num_features", feats, c)
         conv = lambda f, k, t, name: MaskedConv2D(f, (k, k), t, num_data_channels=c,
                                                   dtype=self.dtype, name=name)
         cond = lambda name: nn.Dense(feats, use_bias=False, dtype=self.dtype, name=name)(y)[:, None, None, :]
@@ -73,8 +94,7 @@ class PixelCNN(AutoregressiveImageModel):
                 update = update + cond(f"res_cond_{i}")
             h = h + update
         head = self.head_features or feats
-        if head % c:
-            raise ValueError(f"head_features={head} must be divisible by the {c} data channels")
+        sizes.divisible_by_channels("pixelcnn", "head_features", head, c)
         h = conv(head, 1, "B", "head_hidden")(nn.relu(h))
         out = conv(c * self.params_per_subpixel, 1, "B", "head_logits")(nn.relu(h))   # groups of P per sub-pixel
         return out.reshape(self.output_shape(x)).astype(jnp.float32)

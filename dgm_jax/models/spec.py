@@ -9,7 +9,8 @@ comment each: they are the fields of ``config.model`` besides the common
 ones (name, conditional, dtype, likelihood), and a field of another model
 there is an error. ``fast_sampler`` (optional) is the model's own exact
 sampler, ``fast_sampler(model, params, x0, cond, u, temperature, start_row)``
--> images (see dgm_jax/sampling.py); ``default_likelihood`` the observation
+-> images (see dgm_jax/sampling.py; a model with an ensemble, num_eval_masks > 1,
+also gets ``mask_idx`` [n], each sample's mask); ``default_likelihood`` the observation
 model used when config.model.likelihood is 'auto'.
 """
 from __future__ import annotations

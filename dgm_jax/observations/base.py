@@ -31,16 +31,52 @@ jitted functions) with pure methods:
                                conditional at temperature 1.
     check_data(x, where)       raises ValueError if x holds values off the K-level grid
 
+Values off the grid (NaN, +-inf, below 0, above 1, or between two levels) are
+never rounded or clipped into a plausible pixel. On the host, every public
+entry point refuses them before anything is compiled (``check_data``, called by
+dgm_jax.log_prob, sample / complete, evaluation and the data pipeline; the
+message names where, the first index and its value). Inside traced code (a
+direct ``model.apply`` or ``log_prob_per_pixel`` under ``jit``, where no host
+check can run) every ``log_prob_per_pixel`` returns NaN for a pixel that holds
+such a value: subclasses' implementations are wrapped so that this holds for
+every observation model (``__init_subclass__`` below). A bad value thus gives
+a NaN log-likelihood, which a training step refuses to apply (its non-finite
+check); ``levels`` still clips, but only so that table look-ups of those
+poisoned pixels stay in range.
+
 Bits per dimension are converted in exactly one place,
 :func:`dgm_jax.likelihood.bits_per_dim`.
 """
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+
+# A value is on the grid of K levels when x (K - 1) is within this many levels of an integer
+# 0..K-1 (float32 level / (K - 1) is off by ~1e-5 levels at K = 256).
+GRID_TOLERANCE = 1e-3
+
+
+def off_grid(x, num_levels: int, xp=jnp):
+    """True where x is not level / (K - 1) for an integer level 0..K-1: NaN, +-inf, < 0, > 1 or between
+    levels. xp = jnp (traced) or np (host); the same rule on both sides."""
+    scaled = x * (num_levels - 1)
+    on_grid = (x >= 0) & (x <= 1) & (xp.abs(scaled - xp.round(scaled)) <= GRID_TOLERANCE)   # NaN: False
+    return ~on_grid
+
+
+def _poisoning(log_prob_per_pixel):
+    """Wraps a log_prob_per_pixel so that pixels holding off-grid values get NaN (module docstring)."""
+    @functools.wraps(log_prob_per_pixel)
+    def wrapped(self, outputs, x):
+        return self.poison_off_grid(log_prob_per_pixel(self, outputs, x), x)
+    wrapped.poisons_off_grid = True
+    return wrapped
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,6 +86,12 @@ class ObservationModel:
 
     name = "observation"       # overridden by each model (a class attribute, not a field)
     num_uniforms = 1
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        own = cls.__dict__.get("log_prob_per_pixel")
+        if own is not None and not getattr(own, "poisons_off_grid", False):
+            cls.log_prob_per_pixel = _poisoning(own)
 
     def __post_init__(self):
         if self.num_levels < 2:
@@ -63,13 +105,26 @@ class ObservationModel:
 
     # --- values <-> levels
     def levels(self, x: jax.Array) -> jax.Array:
-        """float32 values level / (K - 1) -> int32 levels 0..K-1."""
+        """float32 values level / (K - 1) -> int32 levels 0..K-1 (clipped: off-grid pixels are
+        poisoned by log_prob_per_pixel, and the clip only keeps their look-ups in range)."""
         return jnp.clip(jnp.round(x.astype(jnp.float32) * (self.num_levels - 1)), 0,
                         self.num_levels - 1).astype(jnp.int32)
 
     def values(self, levels: jax.Array) -> jax.Array:
         """int levels -> float32 values level / (K - 1)."""
         return levels.astype(jnp.float32) / (self.num_levels - 1)
+
+    def off_grid(self, x: jax.Array) -> jax.Array:
+        """[...] bool, traced: True where x holds a value that is not on this model's K-level grid."""
+        return off_grid(x.astype(jnp.float32), self.num_levels)
+
+    def poison_off_grid(self, per_pixel: jax.Array, x: jax.Array) -> jax.Array:
+        """per_pixel [...] log p of the pixels of x [..., C] -> NaN where a sub-pixel of x is off the grid."""
+        return jnp.where(self.off_grid(x).any(axis=-1), jnp.nan, per_pixel)
+
+    def poison_images(self, log_p: jax.Array, x: jax.Array) -> jax.Array:
+        """log_p [B] of images x [B, ...] -> NaN for an image holding an off-grid value."""
+        return jnp.where(self.off_grid(x).reshape(x.shape[0], -1).any(axis=-1), jnp.nan, log_p)
 
     # --- the distribution
     def log_prob_per_pixel(self, outputs: jax.Array, x: jax.Array) -> jax.Array:
@@ -98,20 +153,21 @@ class ObservationModel:
                              f"[..., C={want[0]}, P={want[1]}]")
 
     def check_data(self, x, where: str) -> None:
-        """Raises ValueError naming `where` if host array x is not on the K-level grid of [0, 1]."""
+        """Raises ValueError naming `where`, the first bad index and its value if host array x is not
+        on the K-level grid of [0, 1] (the rule of :func:`off_grid`)."""
         x = np.asarray(x, np.float32)
-        if x.size and not np.isfinite(x).all():
-            raise ValueError(f"{where}: non-finite pixel values")
+        with np.errstate(invalid="ignore"):        # inf - inf is NaN, and off the grid
+            bad = off_grid(x, self.num_levels, np)
+        if not bad.any():
+            return
+        first = tuple(int(i) for i in np.argwhere(bad)[0])
+        values = np.unique(x[bad])
+        shown = ", ".join(f"{v:g}" for v in values[:6]) + (", ..." if values.size > 6 else "")
         k = self.num_levels - 1
-        scaled = x * k
-        off = np.abs(scaled - np.round(scaled)) > 1e-3
-        out = (x < 0) | (x > 1)
-        if off.any() or out.any():
-            bad = np.unique(x[off | out])
-            shown = ", ".join(f"{v:g}" for v in bad[:6]) + (", ..." if bad.size > 6 else "")
-            grid = "0/1" if k == 1 else f"level / {k} for levels 0..{k}"
-            raise ValueError(f"{where}: a {self.name} likelihood with {self.num_levels} levels needs pixel "
-                             f"values {grid}, found {shown}")
+        grid = "0/1" if k == 1 else f"level / {k} for levels 0..{k}"
+        raise ValueError(f"{where}: a {self.name} likelihood with {self.num_levels} levels needs pixel values "
+                         f"{grid}, found {shown} ({int(bad.sum())} value(s) off the grid; the first at "
+                         f"x[{', '.join(map(str, first))}] = {x[first]:g})")
 
 
 def pick_channel(a: jax.Array, channel) -> jax.Array:

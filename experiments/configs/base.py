@@ -35,7 +35,8 @@ def get_config(model: str = "pixelcnn", likelihood: str = "auto") -> ml_collecti
 
 
 # Model fields that tiny() shrinks, where the chosen model has them.
-TINY_MODEL = {"num_features": 8, "num_layers": 2, "first_kernel_size": 3, "num_hidden": 32}
+TINY_MODEL = {"num_features": 8, "num_layers": 2, "first_kernel_size": 3, "num_hidden": 32,
+              "num_eval_orderings": 4, "num_resnet": 1}
 
 
 def tiny(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:

@@ -1,0 +1,260 @@
+"""The rows of the 256-level table (experiments/levels_table.py): one variant and one small grid of
+candidates per row.
+
+    python experiments/levels_table.py --workdir=runs/levels_table                  # every row
+    python launch.py --config=experiments/configs/levels_table.py:gated_logistic --workdir=runs/gl   # one row's base
+
+MNIST section: the full MNIST at 256 grey levels, tfds's official builder prepared offline from
+the IDX files in ../shared/data/mnist; 50,000 train / 10,000 validation (carved from the 60,000
+training images, validation_fraction = 1/6) / the official 10,000 test. Colour section:
+photo_patches, 32x32 RGB patches of scikit-learn's two photographs (421 train / 47 validation
+/ 52 test, labelled by photograph), 256 levels per sub-pixel. Every model is class-conditional
+(p(x | y), y one-hot); the table reports bits/dim given the true class and the marginal bits/dim
+-log2 sum_y p(y) p(x | y) / D (p(y): the training class frequencies), the one comparable with
+unconditional models.
+
+Every budget is sized for this project's 2-core CPU: a row's candidates together, with their
+validation passes, samples and the one test scoring, take at most 60 minutes there. Selection
+is on the validation split only (early stopping, the best-validation checkpoint, the candidate
+of lowest validation NLL; all in <workdir>/<row>/tried.csv); the test split is scored once, for
+the chosen checkpoint.
+
+Rows:
+  gated_categorical   Gated PixelCNN, a 256-way softmax per pixel (the PixelRNN papers' output).
+  gated_logistic      the same network with a discretized logistic mixture (PixelCNN++'s output).
+  pixelcnn_pp         PixelCNN++ (two shifted streams over three scales), logistic mixture.
+  pixelsnail          PixelSNAIL (causal convolutions + causal self-attention), logistic mixture.
+  colour_gated        Gated PixelCNN on the colour patches, logistic mixture (R, G, B in a pixel).
+  colour_pixelcnn_pp  PixelCNN++ on the colour patches, its channel-coupled logistic mixture.
+A row whose model is not in dgm_jax.models.REGISTRY is listed in ALL_ROWS but not in ROWS; the
+table says so and trains the others.
+"""
+from __future__ import annotations
+
+import ml_collections
+
+from experiments.configs import base
+
+SHARED_MNIST = "../shared/data/mnist"
+ALL_ROWS = ("gated_categorical", "gated_logistic", "pixelcnn_pp", "pixelsnail", "colour_gated", "colour_pixelcnn_pp")
+SECTION = {"gated_categorical": "mnist", "gated_logistic": "mnist", "pixelcnn_pp": "mnist", "pixelsnail": "mnist",
+           "colour_gated": "colour", "colour_pixelcnn_pp": "colour"}
+MODEL = {"gated_categorical": "gated_pixelcnn", "gated_logistic": "gated_pixelcnn", "pixelcnn_pp": "pixelcnn_pp",
+         "pixelsnail": "pixelsnail", "colour_gated": "gated_pixelcnn", "colour_pixelcnn_pp": "pixelcnn_pp"}
+
+
+def registered(row: str) -> bool:
+    """Whether the row's model is in the registry (the other helpers' models may not be yet)."""
+    from dgm_jax import models
+    return MODEL[row] in models.REGISTRY
+
+
+ROWS = tuple(r for r in ALL_ROWS if registered(r))
+
+
+def _mnist(model: str, likelihood: str) -> ml_collections.ConfigDict:
+    """The MNIST section's shared settings."""
+    config = base.get_config(model, likelihood)
+    config.seed = 0                                  # one root key for init, batches and samples
+    config.data.name = "mnist"                       # tfds's mnist builder
+    config.data.binarization = "none"                # keep the 256 grey levels, x = level / 255
+    config.data.manual_dir = SHARED_MNIST            # the four IDX files (the table passes an absolute path)
+    config.data.validation_fraction = 1 / 6          # 10,000 of the 60,000 training images
+    config.model.conditional = True                  # p(x | y), y the one-hot digit class
+    config.train.batch_size = 64                     # images per step
+    config.train.eval_batch_size = 500               # images per validation / test batch
+    config.train.num_samples = 10                    # samples.png (of the marginal); samples_by_class.png: 8 per class
+    config.train.log_every = 100                     # steps between train-metric fetches
+    config.train.cpu_devices = 1                     # one CPU device; XLA uses both cores inside it
+    config.train.early_stopping_patience = 3         # validations without improvement before stopping
+    config.optim.name = "adam"                       # Adam, as the Gated PixelCNN and PixelCNN++ papers
+    config.optim.schedule = "cosine"                 # decayed to zero at num_steps
+    config.optim.grad_clip_norm = 10.0               # guards the first steps' large gradients (784 terms)
+    config.optim.ema_decay = 0.999                   # evaluation and samples use the EMA of the parameters
+    return config
+
+
+def _gated(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """The Gated PixelCNN of the MNIST rows (both likelihoods): the paper_table row's size."""
+    config.model.num_layers = 5                      # gated layers after the first; receptive field 1 + 3 + 5 rows
+    config.model.num_features = 32                   # F maps per stack
+    config.model.kernel_size = 3                     # vertical 2x3, horizontal 1x2
+    config.model.first_kernel_size = 7               # first layer: vertical 4x7, horizontal 1x4
+    config.model.head_features = 64                  # 1x1 ReLU layer before the outputs (256 logits / 3M terms)
+    config.optim.learning_rate = 2e-3                # peak step
+    config.optim.warmup_steps = 200                  # linear warm-up
+    config.train.num_steps = 5000                    # 6.4 epochs of 50,000 at batch 64 (~0.45-0.55 s a step on 2 cores)
+    config.train.eval_every = 1000                   # a validation pass every 1.3 epochs (~20 s)
+    config.train.checkpoint_every = 1000             # also at every validation and at the end
+    return config
+
+
+def gated_categorical() -> ml_collections.ConfigDict:
+    return _gated(_mnist("gated_pixelcnn", "categorical"))   # softmax over the 256 levels of each pixel
+
+
+def gated_logistic() -> ml_collections.ConfigDict:
+    config = _gated(_mnist("gated_pixelcnn", "discretized_logistic_mixture"))
+    config.model.num_mixtures = 5                    # M logistic components per pixel (15 outputs a pixel)
+    return config
+
+
+def pixelcnn_pp() -> ml_collections.ConfigDict:
+    config = _mnist("pixelcnn_pp", "discretized_logistic_mixture")
+    config.model.num_features = 32                   # F maps of each stream at 28x28, 14x14 and 7x7 (paper: 160)
+    config.model.num_resnet = 1                      # gated ResNet blocks per scale in the up pass (paper: 5); 2 cost
+                                                     # 1.6x the FLOPs per image: too few epochs in the hour
+    config.model.dropout_rate = 0.0                  # MNIST's 50,000 images do not over-fit in these few epochs
+    config.model.weight_norm = False                 # plain parameters (Adam needs no reparametrization here)
+    config.model.num_mixtures = 5                    # M logistic components per pixel
+    config.optim.learning_rate = 1e-3                # peak step
+    config.optim.warmup_steps = 200                  # linear warm-up
+    config.train.batch_size = 32                     # images per step (39.6 GFLOP a step)
+    config.train.num_steps = PIXELCNN_PP_STEPS       # sized from its step time (see PIXELCNN_PP_STEPS)
+    config.train.eval_every = 1000                   # validation passes (~80 s each)
+    config.train.checkpoint_every = 1000             # checkpoints
+    return config
+
+
+def pixelsnail() -> ml_collections.ConfigDict:
+    config = _mnist("pixelsnail", "discretized_logistic_mixture")
+    config.model.num_features = 32                   # F maps of every layer
+    config.model.num_blocks = 2                      # residual blocks, each with one causal attention layer
+    config.model.num_res_per_block = 2               # gated residual layers (causal 2x2 convolutions) per block
+    config.model.num_heads = 1                       # attention heads
+    config.model.key_features = 8                    # query / key channels per head
+    config.model.value_features = 16                 # value channels per head
+    config.model.dropout_rate = 0.0                  # no dropout (few epochs of 50,000 images)
+    config.model.num_mixtures = 5                    # M logistic components per pixel
+    config.optim.learning_rate = 1e-3                # peak step
+    config.optim.warmup_steps = 200                  # linear warm-up
+    config.train.num_steps = PIXELSNAIL_STEPS        # sized from its step time (see PIXELSNAIL_STEPS)
+    config.train.eval_every = 1000                   # validation passes
+    config.train.checkpoint_every = 1000             # checkpoints
+    return config
+
+
+def _colour(model: str) -> ml_collections.ConfigDict:
+    """The colour section's shared settings: 421 training patches, so many epochs and early stopping."""
+    config = base.get_config(model, "discretized_logistic_mixture")
+    config.seed = 0                                  # one root key
+    config.data.name = "photo_patches"               # patches of scikit-learn's two photographs
+    config.data.patch_size = 32                      # 32x32 RGB, 520 patches
+    config.data.binarization = "none"                # 256 levels per sub-pixel
+    config.model.conditional = True                  # p(x | photograph)
+    config.model.num_mixtures = 5                    # M logistic components per pixel
+    config.train.batch_size = 32                     # patches per step
+    config.train.eval_batch_size = 64                # the 47 validation / 52 test patches in one batch
+    config.train.num_samples = 8                     # samples.png; samples_by_class.png: 8 per photograph
+    config.train.log_every = 50                      # steps between train-metric fetches
+    config.train.eval_every = 100                    # a validation pass every 7.6 epochs (cheap: 47 patches)
+    config.train.checkpoint_every = 100              # checkpoints at the validation passes
+    config.train.early_stopping_patience = 4         # 30 epochs without improvement stop the run
+    config.train.cpu_devices = 1                     # one CPU device
+    config.optim.name = "adam"                       # Adam
+    config.optim.schedule = "cosine"                 # decayed to zero at num_steps
+    config.optim.warmup_steps = 100                  # linear warm-up
+    config.optim.grad_clip_norm = 10.0               # clip the global gradient norm
+    config.optim.ema_decay = 0.999                   # EMA parameters for evaluation and samples
+    return config
+
+
+def colour_gated() -> ml_collections.ConfigDict:
+    config = _colour("gated_pixelcnn")
+    config.model.num_layers = 5                      # gated layers after the first
+    config.model.num_features = 48                   # F maps per stack, 16 per colour channel
+    config.model.kernel_size = 3                     # vertical 2x3, horizontal 1x2
+    config.model.first_kernel_size = 7               # first layer 4x7 / 1x4
+    config.model.head_features = 48                  # 1x1 ReLU layer before the outputs (divisible by 3)
+    config.optim.learning_rate = 2e-3                # peak step
+    config.train.num_steps = COLOUR_STEPS            # at most this many (early stopping usually ends it)
+    return config
+
+
+def colour_pixelcnn_pp() -> ml_collections.ConfigDict:
+    config = _colour("pixelcnn_pp")
+    config.model.num_features = 32                   # F maps per stream and scale
+    config.model.num_resnet = 1                      # gated ResNet blocks per scale in the up pass
+    config.model.dropout_rate = 0.5                  # the paper's dropout: 421 patches over-fit fast
+    config.model.weight_norm = False                 # plain parameters
+    config.optim.learning_rate = 1e-3                # peak step
+    config.train.num_steps = COLOUR_STEPS            # at most this many
+    return config
+
+
+# Step budgets from XLA's FLOP count and a few timed steps on the 2-core CPU (loaded by other jobs,
+# scaled by the Gated PixelCNN's known quiet step): each row's candidates, validation passes, the
+# two sample grids (784 sequential forward passes for a model without a cached sampler) and the
+# test scoring (11 passes over 10,000 images: given the class and the 10-class marginal) fit the hour.
+PIXELCNN_PP_STEPS = 2000     # 1.3 epochs at batch 32, ~0.8-1 s a step (39.6 GFLOP; no cached sampler: its grids
+                             # and the 11 test passes take ~25 of the row's 60 minutes)
+PIXELSNAIL_STEPS = 2500      # 3.2 epochs at batch 64, ~0.8 s a step (31.5 GFLOP; the attention is memory-bound)
+COLOUR_STEPS = 1000          # at most 76 epochs of 421 patches at batch 32 (each candidate; early stopping)
+
+_BUILDERS = {name: globals()[name] for name in ALL_ROWS}
+
+# Each row's grid: (candidate name, dotted overrides of the row's config); validation chooses.
+CANDIDATES: dict[str, tuple[tuple[str, dict], ...]] = {
+    "gated_categorical": (("base", {}),),
+    "gated_logistic": (("base", {}),),
+    "pixelcnn_pp": (("base", {}),),
+    "pixelsnail": (("base", {}),),
+    "colour_gated": (("lr=2e-3", {}), ("lr=5e-4", {"optim.learning_rate": 5e-4})),
+    "colour_pixelcnn_pp": (("dropout=0.5", {}), ("dropout=0.2", {"model.dropout_rate": 0.2})),
+}
+assert set(CANDIDATES) == set(ALL_ROWS)
+
+# The smoke table trains at most this many candidates per row (the suite's time).
+SMOKE_CANDIDATES = 2
+
+
+def smoke(config: ml_collections.ConfigDict, section: str) -> ml_collections.ConfigDict:
+    """Seconds-long budgets for the table's pipeline test, on embedded data: sklearn's 8x8 digits
+    (17 grey levels, 10 classes) for the MNIST rows, 8x8 photo patches for the colour rows."""
+    if section == "mnist":
+        config.data.name = "digits"
+        config.data.manual_dir = ""
+        config.data.validation_fraction = 0.1
+        config.data.train_subset = 256
+    else:
+        config.data.patch_size = 8
+        config.data.train_subset = 256
+    config.train.batch_size = 16
+    config.train.eval_batch_size = 256
+    sizes = {"num_features": 6 if section == "colour" else 4, "head_features": 6 if section == "colour" else 4,
+             "num_layers": 1, "first_kernel_size": 3, "num_resnet": 0, "num_blocks": 1, "num_res_per_block": 1,
+             "key_features": 2, "value_features": 2, "num_mixtures": 2}
+    for key, value in sizes.items():
+        if key in config.model:
+            config.model[key] = value
+    config.train.num_steps = 6
+    config.train.log_every = 3
+    config.train.eval_every = 3
+    config.train.checkpoint_every = 3
+    # As many as the class grid draws (8 per class: 80 digits, 16 patches), so both grids share one
+    # compiled sampler.
+    config.train.num_samples = 80 if section == "mnist" else 16
+    config.train.progress_bar = False
+    config.optim.warmup_steps = 2
+    return config
+
+
+def candidates(row: str, smoke_run: bool = False) -> tuple[tuple[str, dict], ...]:
+    """The row's grid: (name, overrides) pairs; the smoke table keeps the first SMOKE_CANDIDATES."""
+    if row not in CANDIDATES:
+        raise ValueError(f"unknown row {row!r}; valid: {', '.join(ALL_ROWS)}")
+    return CANDIDATES[row][:SMOKE_CANDIDATES] if smoke_run else CANDIDATES[row]
+
+
+def get_config(variant: str = "") -> ml_collections.ConfigDict:
+    """variant: a row name, optionally followed by ',smoke' (e.g. 'gated_logistic,smoke'): the row's
+    base config (its candidates override it, see CANDIDATES)."""
+    row, _, extra = variant.partition(",")
+    if row not in ALL_ROWS:
+        raise ValueError(f"unknown row {row!r}; valid: {', '.join(ALL_ROWS)}")
+    if not registered(row):
+        raise ValueError(f"row {row!r} needs model {MODEL[row]!r}, which is not in dgm_jax.models.REGISTRY")
+    if extra not in ("", "smoke"):
+        raise ValueError(f"unknown option {extra!r} after the row name; valid: 'smoke'")
+    config = _BUILDERS[row]()
+    return smoke(config, SECTION[row]) if extra == "smoke" else config
