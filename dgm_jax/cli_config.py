@@ -23,8 +23,6 @@ from typing import Sequence
 from absl import flags
 from ml_collections import config_dict, config_flags
 
-from dgm_jax import config_schema
-
 SWITCH_KEYS = ("name", "likelihood")
 
 
@@ -55,6 +53,7 @@ def switch_model(config: config_dict.ConfigDict, argv: Sequence[str], flag: str 
     switch, keys = model_overrides(argv, flag)
     if not switch or not isinstance(config, config_dict.ConfigDict) or "model" not in config:
         return config
+    from dgm_jax import config_schema  # noqa: WPS433 - the registries import jax: not for --help
     section = config_schema.switch_model_overrides(config.model.to_dict(), switch.get("name"),
                                                    switch.get("likelihood"), keys, where=f"--{flag}.model")
     with config.unlocked():

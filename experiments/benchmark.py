@@ -19,9 +19,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from absl import app, flags  # noqa: E402
-from ml_collections import config_flags  # noqa: E402
 
-config_flags.DEFINE_config_file("config", None, "Experiment config file.", lock_config=True)
+from dgm_jax import cli_config  # noqa: E402
+
+cli_config.define_config_file("config", None, "Experiment config file (--config.model.name switches its model).")
 flags.DEFINE_integer("steps", 20, "Timed train dispatches.")
 flags.DEFINE_integer("warmup", 3, "Untimed dispatches after compilation.")
 flags.DEFINE_integer("sample_count", 0, "Images per sampling measurement (0 = one per device, min 4).")

@@ -69,11 +69,11 @@ def test_weight_norm_data_dependent_init():
     batch (1 for the input convolutions, 0.1 for a block's second one); without data init, g =
     ||v||. Run.init_params initializes on the first training images."""
     model = build("pixelcnn_pp", (6, 6, 1), likelihood="categorical", num_levels=4, weight_norm=True,
-                  data_init_examples=8)
+                  data_init_examples=8, num_resnet=1)
     assert model.init_examples == 8
     x = random_levels(3, (8, 6, 6, 1))
-    variables, state = model.init(jax.random.key(0), x, capture_intermediates=True)
-    acts = state["intermediates"]
+    variables = jax.jit(lambda v: model.init(jax.random.key(0), v, capture_intermediates=True))(x)
+    acts = variables["intermediates"]
     for name, scale in (("u_in", 1.0), ("ul_in_left", 1.0), ("head_out", 1.0)):
         t = np.asarray(acts[name]["__call__"][0]).reshape(-1, acts[name]["__call__"][0].shape[-1])
         np.testing.assert_allclose(t.mean(0), 0.0, atol=1e-4)
@@ -94,10 +94,14 @@ def test_weight_norm_data_dependent_init():
     run = assembly.build_run(config)
     x_init, _ = run.init_inputs(16)
     np.testing.assert_array_equal(x_init, run.ds.eval_images("train")[:16])      # 'none': the stored levels
-    params = run.init_params()
-    t = run.model.apply({"params": params}, x_init, capture_intermediates=True, mutable=["intermediates"])[1]
-    u_in = np.asarray(t["intermediates"]["u_in"]["__call__"][0])
-    np.testing.assert_allclose(u_in.reshape(-1, u_in.shape[-1]).std(0), 1.0, rtol=1e-3)
+    params = run.init_params()["u_in"]                      # its first layer, recomputed here on x_init
+    x_in = jnp.concatenate([2 * x_init - 1, jnp.ones_like(x_init)], axis=-1)
+    kernel = params["v"] * params["g"] / jnp.sqrt(jnp.sum(params["v"] ** 2, axis=(0, 1, 2)))
+    u_in = jax.lax.conv_general_dilated(x_in, kernel, (1, 1), ((1, 0), (1, 1)),
+                                        dimension_numbers=("NHWC", "HWIO", "NHWC")) + params["bias"]
+    u_in = np.asarray(u_in).reshape(-1, kernel.shape[-1])
+    np.testing.assert_allclose(u_in.mean(0), 0.0, atol=1e-4)
+    np.testing.assert_allclose(u_in.std(0), 1.0, rtol=1e-3)
 
 
 def test_config_checks_name_the_field():
@@ -129,7 +133,7 @@ def test_cifar10_config_has_the_paper_sizes_and_its_tiny_form_trains_on_8bit_rgb
     assert sum(k.startswith("dn_") and k.endswith("_ul") for k in shapes) == 17
     assert shapes["dn_0_5_ul"]["conv_out"]["v"].shape == (2, 2, 320, 320)
     assert shapes["dn_0_5_ul"]["skip"]["v"].shape == (1, 1, 640, 160)               # concat_elu([u, ul skip])
-    assert shapes["upsample_1_u"]["v"].shape == (1, 3, 320, 640)
+    assert shapes["upsample_1_u"]["v"].shape == (1, 3, 160, 640)                 # 4F maps, then depth-to-space
     assert shapes["head_out"]["v"].shape == (1, 1, 320, 3 * model.params_per_subpixel)
     assert model.dropout_rate == 0.5 and model.obs.num_mixtures == 10 and model.init_examples == 100
     assert cfg.optim.b1 == 0.95 and cfg.optim.b2 == 0.9995 and cfg.optim.ema_decay == 0.9995

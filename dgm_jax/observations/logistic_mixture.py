@@ -52,9 +52,11 @@ Guarantee: for every finite network output, log p and its gradient with
 respect to the outputs are finite. The outputs are clipped to +-1e8 (log s
 also floored at -7 as in PixelCNN++); beyond the clip the gradient of that
 output is 0, and log p of a sub-pixel stays above about -3e11 nats, so sums
-over images stay finite. Inside the clip the result is accurate to float32
-rounding of the inputs (tests/test_observations.py, against 50-digit
-arithmetic, |mu| up to 1e6 and log s from -20 to 100).
+over images stay finite. Inside the clip log p and its gradient are accurate
+to the float32 rounding of the inputs (tests/test_observations.py, against
+90-digit arithmetic, |mu| up to 1e6 and log s from -20 to 100), except that a
+gradient below ~1e-30 may come out as 0 where 1/s is below float32's normal
+range (log s > 87).
 
 Sampling (temperature T): the component from softmax(pi logits / T) with the
 pixel's first uniform (the same draw for every sub-pixel of the pixel), then
@@ -157,8 +159,8 @@ class DiscretizedLogisticMixture(ObservationModel):
         k = self.num_levels
         h = 1.0 / (k - 1)
         inv_s = jnp.exp(-log_s)
-        # The bin's edges y_l +- h = (2l + 1 +- 1 - K) / (K - 1): an exact integer over K - 1, so an
-        # edge at the mean gives exactly 0 (y_l + h as a sum would leave a rounding error there).
+        # The bin's edges y_l +- h = (2l + 1 +- 1 - K) / (K - 1): an exact integer over K - 1, rounded
+        # once (the sum y_l + h would add a rounding error of y_l, large next to an edge near 0).
         two_l = 2.0 * level.astype(jnp.float32)
         upper = ((two_l + (2.0 - k)) / (k - 1) - mu) * inv_s
         lower = ((two_l - k) / (k - 1) - mu) * inv_s
