@@ -64,12 +64,21 @@ def test_dropout_in_training_only():
                                   likelihood.model_log_prob(plain, params, x))
 
 
+def first_layer_outputs(params, x):
+    """u_in, the first weight-normalized convolution, recomputed here: [N * H * W, F]."""
+    x_in = jnp.concatenate([2 * x - 1, jnp.ones_like(x[..., :1])], axis=-1)
+    kernel = params["v"] * params["g"] / jnp.sqrt(jnp.sum(params["v"] ** 2, axis=(0, 1, 2)))
+    out = jax.lax.conv_general_dilated(x_in, kernel, (1, 1), ((1, 0), (1, 1)),
+                                       dimension_numbers=("NHWC", "HWIO", "NHWC")) + params["bias"]
+    return np.asarray(out).reshape(-1, kernel.shape[-1])
+
+
 def test_weight_norm_data_dependent_init():
     """Each weight-normalized layer starts with outputs of mean 0 and std init_scale on the init
     batch (1 for the input convolutions, 0.1 for a block's second one); without data init, g =
-    ||v||. Run.init_params initializes on the first training images."""
+    ||v|| (Run.init_params on the first training images: the CIFAR-10 test below)."""
     model = build("pixelcnn_pp", (6, 6, 1), likelihood="categorical", num_levels=4, weight_norm=True,
-                  data_init_examples=8, num_resnet=1)
+                  data_init_examples=8)
     assert model.init_examples == 8
     x = random_levels(3, (8, 6, 6, 1))
     variables = jax.jit(lambda v: model.init(jax.random.key(0), v, capture_intermediates=True))(x)
@@ -78,30 +87,14 @@ def test_weight_norm_data_dependent_init():
         t = np.asarray(acts[name]["__call__"][0]).reshape(-1, acts[name]["__call__"][0].shape[-1])
         np.testing.assert_allclose(t.mean(0), 0.0, atol=1e-4)
         np.testing.assert_allclose(t.std(0), scale, rtol=1e-3)
-    t = np.asarray(acts["up_0_0_u"]["conv_out"]["__call__"][0])
+    t = np.asarray(acts["dn_0_0_u"]["conv_out"]["__call__"][0])
     np.testing.assert_allclose(t.reshape(-1, t.shape[-1]).std(0), 0.1, rtol=1e-3)
     assert set(variables["params"]["u_in"]) == {"v", "g", "bias"}
 
-    standard = build("pixelcnn_pp", (6, 6, 1), likelihood="categorical", num_levels=4, weight_norm=True,
-                     data_init_examples=0)
-    assert standard.init_examples == 0
-    p = standard.init(jax.random.key(0), x)["params"]["u_in"]
+    standard = pixelcnn_pp.ShiftedConv(4, (2, 3), weight_norm=True, data_init=False)    # g = ||v||: v's own scale
+    p = standard.init(jax.random.key(0), x)["params"]
     np.testing.assert_allclose(p["g"], np.sqrt((np.asarray(p["v"]) ** 2).sum(axis=(0, 1, 2))), rtol=1e-6)
-
-    from experiments.configs import pixelcnn_pp as cfg_file
-    config = cfg_file.get_config("tiny")
-    config.model.weight_norm, config.model.data_init_examples = True, 16
-    run = assembly.build_run(config)
-    x_init, _ = run.init_inputs(16)
-    np.testing.assert_array_equal(x_init, run.ds.eval_images("train")[:16])      # 'none': the stored levels
-    params = run.init_params()["u_in"]                      # its first layer, recomputed here on x_init
-    x_in = jnp.concatenate([2 * x_init - 1, jnp.ones_like(x_init)], axis=-1)
-    kernel = params["v"] * params["g"] / jnp.sqrt(jnp.sum(params["v"] ** 2, axis=(0, 1, 2)))
-    u_in = jax.lax.conv_general_dilated(x_in, kernel, (1, 1), ((1, 0), (1, 1)),
-                                        dimension_numbers=("NHWC", "HWIO", "NHWC")) + params["bias"]
-    u_in = np.asarray(u_in).reshape(-1, kernel.shape[-1])
-    np.testing.assert_allclose(u_in.mean(0), 0.0, atol=1e-4)
-    np.testing.assert_allclose(u_in.std(0), 1.0, rtol=1e-3)
+    assert not build("pixelcnn_pp", (6, 6, 1), weight_norm=True, data_init_examples=0).init_examples
 
 
 def test_config_checks_name_the_field():
@@ -145,7 +138,13 @@ def test_cifar10_config_has_the_paper_sizes_and_its_tiny_form_trains_on_8bit_rgb
     config.data.name, config.data.path = "npz", str(tmp_path / "rgb.npz")
     run = assembly.build_run(config)
     assert run.ds.num_levels == 256 and run.likelihood == "discretized_logistic_mixture"
-    state = run.runner.put_state(run.init_state())
+    host_state = run.init_state()
+    x_init, _ = run.init_inputs(run.model.init_examples)                    # the first 4 training images
+    np.testing.assert_array_equal(x_init, run.ds.eval_images("train")[:4])
+    u_in = first_layer_outputs(host_state.params["u_in"], x_init)          # initialized on them
+    np.testing.assert_allclose(u_in.mean(0), 0.0, atol=1e-4)
+    np.testing.assert_allclose(u_in.std(0), 1.0, rtol=1e-3)
+    state = run.runner.put_state(host_state)
     batch = run.runner.put_batch({"x": (images(4) / 255.0).astype(np.float32)[None]}, batch_axis=1)
     nll = []
     for _ in range(3):                                       # three Adam steps on one batch (with dropout)
