@@ -54,14 +54,15 @@ def test_dropout_in_training_only():
     plain = build("pixelcnn_pp", (4, 4, 1), likelihood="categorical", num_levels=4)
     params = random_params(model)
     x = random_levels(2, (3, 4, 4, 1))
-    apply = lambda m, **kw: np.asarray(m.apply({"params": params}, x, **kw))  # noqa: E731
-    np.testing.assert_array_equal(apply(model), apply(plain))
-    a, b = (apply(model, rngs={"dropout": jax.random.key(k)}) for k in (0, 1))
-    assert not np.allclose(a, b) and not np.allclose(a, apply(plain))
-    loss = lambda k: float(steps.loss_fn(params, {"x": x}, jax.random.key(k), 0, model=model)[0])  # noqa: E731
+    apply = jax.jit(lambda m, rngs: m.apply({"params": params}, x, rngs=rngs), static_argnums=0)
+    np.testing.assert_array_equal(apply(model, {}), apply(plain, {}))
+    a, b = (apply(model, {"dropout": jax.random.key(k)}) for k in (0, 1))
+    assert not np.allclose(a, b) and not np.allclose(a, apply(plain, {}))
+    loss_fn = jax.jit(lambda k: steps.loss_fn(params, {"x": x}, jax.random.key(k), 0, model=model)[0])
+    loss = lambda k: float(loss_fn(k))  # noqa: E731
     assert loss(0) == loss(0) and loss(0) != loss(1)
-    np.testing.assert_array_equal(likelihood.model_log_prob(model, params, x),
-                                  likelihood.model_log_prob(plain, params, x))
+    np.testing.assert_array_equal(jax.jit(lambda: likelihood.model_log_prob(model, params, x))(),
+                                  jax.jit(lambda: likelihood.model_log_prob(plain, params, x))())
 
 
 def first_layer_outputs(params, x):
@@ -104,12 +105,12 @@ def test_config_checks_name_the_field():
         config_schema.model_config("pixelcnn_pp", dropout_rate=1.0)
     model = build("pixelcnn_pp", (2, 2, 3), likelihood="categorical", num_levels=4, num_features=4)
     with pytest.raises(ValueError, match=r"num_features=4 must be a multiple of the 3 sub-pixels.*3, 6"):
-        model.init(jax.random.key(0), jnp.zeros((1, 2, 2, 3)))
+        jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros((1, 2, 2, 3))))
     # The logistic mixture couples the sub-pixels itself: any width, and the head reads none of them.
     mixture = build("pixelcnn_pp", (2, 2, 3), likelihood="discretized_logistic_mixture", num_levels=4,
                     num_features=4, num_mixtures=2)
     assert not mixture.reads_own_subpixels
-    mixture.init(jax.random.key(0), jnp.zeros((1, 2, 2, 3)))
+    jax.eval_shape(lambda: mixture.init(jax.random.key(0), jnp.zeros((1, 2, 2, 3))))
 
 
 def test_cifar10_config_has_the_paper_sizes_and_its_tiny_form_trains_on_8bit_rgb(tmp_path):
