@@ -16,7 +16,7 @@ config = nade.get_config("tiny")
 config.train.cpu_devices = {count}
 run = assembly.build_run(config)
 state = run.runner.put_state(run.init_state())
-x = run.ds.images["train"][:32][None].astype("float32")
+x = (run.ds.images["train"][:32][None] > 0.5).astype("float32")   # binary: the tiny config binarizes
 state, m = run.runner.train(state, run.runner.put_batch({{"x": x}}, batch_axis=1))
 # Several CPU devices: the dispatch has finished when train returns (no deep queue of steps
 # whose collectives could starve XLA's thread pool, dgm_jax/parallel.py).
