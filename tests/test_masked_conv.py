@@ -109,15 +109,3 @@ def test_mask_applied_in_forward_pass_kernel_not_mutated_and_masked_taps_get_no_
     ref = jax.lax.conv_general_dilated(x, params["kernel"] * mask, (1, 1), ((1, 1), (1, 1)),
                                        dimension_numbers=("NHWC", "HWIO", "NHWC")) + params["bias"]
     np.testing.assert_allclose(layer.apply({"params": params}, x), ref, rtol=1e-5, atol=1e-6)
-
-
-def test_add_bias_is_exactly_the_broadcast_sum_and_its_gradient_the_sum_over_positions():
-    from dgm_jax.models.masked_conv import add_bias
-    y = jax.random.normal(jax.random.key(0), (3, 5, 4, 6))
-    for bias in (jax.random.normal(jax.random.key(1), (6,)), jax.random.normal(jax.random.key(2), (3, 6))):
-        want = y + (bias if bias.ndim == 1 else bias[:, None, None, :])
-        np.testing.assert_array_equal(np.asarray(add_bias(y, bias)), np.asarray(want))
-        g = jax.random.normal(jax.random.key(3), y.shape)
-        grad = jax.grad(lambda b: jnp.sum(add_bias(y, b) * g))(bias)
-        np.testing.assert_allclose(np.asarray(grad), np.asarray(g.sum(axis=(1, 2)) if bias.ndim == 2
-                                                                 else g.sum(axis=(0, 1, 2))), rtol=1e-5)

@@ -1,10 +1,10 @@
-"""dgm_jax.models.sigmoid: the polynomial float32 sigmoid against the exact (float64) one,
+"""dgm_jax.kernels.sigmoid: the polynomial float32 sigmoid against the exact (float64) one,
 over the whole float32 range, its derivative in both AD modes, and the fallback dtypes."""
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dgm_jax.models.sigmoid import exp2, sigmoid
+from dgm_jax.kernels.sigmoid import exp2, sigmoid
 
 
 def _exact(x):

@@ -66,9 +66,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dgm_jax import kernels
 from dgm_jax.models import sizes
 from dgm_jax.models.base import AutoregressiveImageModel, check_at_least
-from dgm_jax.models.masked_conv import MaskedConv2D, PointwiseDense, add_bias, conv_mask
+from dgm_jax.models.masked_conv import MaskedConv2D, PointwiseDense, conv_mask
 from dgm_jax.models.spec import ModelSpec
 
 
@@ -97,8 +98,7 @@ def gate(pre: jax.Array, num_data_channels: int) -> jax.Array:
 
 
 def _conv(x, kernel, padding, dtype):
-    return jax.lax.conv_general_dilated(x.astype(dtype), kernel.astype(dtype), (1, 1), padding,
-                                        dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    return kernels.conv2d(x.astype(dtype), kernel.astype(dtype), padding)
 
 
 class VerticalConv(nn.Module):
@@ -113,7 +113,7 @@ class VerticalConv(nn.Module):
         kernel = self.param("kernel", nn.initializers.lecun_normal(), (p + 1, k, x.shape[-1], self.features),
                             jnp.float32)
         bias = self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32)
-        return add_bias(_conv(x, kernel, ((p, 0), (p, p)), self.dtype), bias)
+        return kernels.add_bias(_conv(x, kernel, ((p, 0), (p, p)), self.dtype), bias)
 
 
 class HorizontalConv(nn.Module):
@@ -134,7 +134,7 @@ class HorizontalConv(nn.Module):
         # The left half and centre of masked_conv's (1, k) mask: ones left, group rule at the centre.
         mask = conv_mask((1, k), in_features, self.features, self.mask_type, self.num_data_channels)[:, :p + 1]
         bias = self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32)
-        return add_bias(_conv(x, kernel * mask, ((0, 0), (p, 0)), self.dtype), bias)
+        return kernels.add_bias(_conv(x, kernel * mask, ((0, 0), (p, 0)), self.dtype), bias)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -216,7 +216,7 @@ class GatedPixelCNN(AutoregressiveImageModel):
         for l in range(self.num_layers + 1):
             pre = self.v_convs[l](v)
             if y is not None:
-                pre = add_bias(pre, self.v_conds[l](y))
+                pre = kernels.add_bias(pre, self.v_conds[l](y))
             pres.append(pre)
             if l < self.num_layers:      # the last layer's gated v is read by nobody
                 v = gate(pre, c)
@@ -236,7 +236,7 @@ class GatedPixelCNN(AutoregressiveImageModel):
         for l in range(self.num_layers + 1):
             pre = self.h_convs[l](h) + self.links[l](v_above[l].astype(self.dtype))
             if y is not None:
-                pre = add_bias(pre, self.h_conds[l](y))
+                pre = kernels.add_bias(pre, self.h_conds[l](y))
             g = gate(pre, c)
             skip = skip + self.skips[l](g)
             if l < self.num_layers:               # the last layer's h is read by nobody

@@ -32,41 +32,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-
-def add_bias(y: jax.Array, bias: jax.Array) -> jax.Array:
-    """y [B, ..., F] + bias, bias [F] (shared) or [B, F] (per example, e.g. a conditioning V y).
-
-    The bias is broadcast by a rank-1 product, ones [N, 1] x bias [1, F] over the N positions
-    (per example for [B, F]). The same numbers as ``y + bias`` (each entry is 1 * bias_f,
-    exactly), but the gradient with respect to the bias becomes the product ones^T x dL/dy, a
-    matrix-vector product, instead of the sum over positions that XLA:CPU runs as a slow column
-    reduction of [B, H, W, F] (the reduce-windows of its tree-reduction rewrite). With this form
-    the gated PixelCNN's train step ran 1.28x faster at 5 x 32 and 7 x 64 on a 2-core Intel Xeon
-    (experiments/benchmark.py, batch 64).
-    """
-    bias = bias.astype(y.dtype)
-    if bias.ndim == 1:
-        n = y.size // y.shape[-1]
-        return y + jnp.dot(jnp.ones((n, 1), y.dtype), bias[None, :]).reshape(y.shape)
-    b, n = y.shape[0], y.size // (y.shape[0] * y.shape[-1])
-    spread = jnp.einsum("bnk,bkf->bnf", jnp.ones((b, n, 1), y.dtype), bias[:, None, :])
-    return y + spread.reshape(y.shape)
-
-
-def pointwise(x: jax.Array, kernel: jax.Array) -> jax.Array:
-    """x [..., in] @ kernel [in, out] -> [..., out], as ONE 2-D matrix product over all positions.
-
-    The same numbers as a 1x1 convolution or a Dense layer on [B, H, W, in], but XLA:CPU runs
-    the 2-D form and, above all, its weight gradient x^T g (a plain [in, N] x [N, out] product)
-    several times faster than the 4-D forms, whose weight gradients go through transposes of
-    the activations (see experiments/profile_step.py).
-    """
-    lead = x.shape[:-1]
-    return (x.reshape(-1, x.shape[-1]) @ kernel).reshape(lead + (kernel.shape[-1],))
+from dgm_jax import kernels
 
 
 class PointwiseDense(nn.Module):
-    """A Dense layer over the last axis of [..., in] computed by :func:`pointwise`.
+    """A Dense layer over the last axis of [..., in]: x @ kernel + bias, computed by
+    dgm_jax.kernels (dense, add_bias), i.e. in the backend's fast form.
 
     Parameters as flax.linen.Dense's ('kernel' [in, out], lecun_normal; 'bias' [out], zeros), so
     values and checkpoints are interchangeable with nn.Dense.
@@ -78,9 +49,9 @@ class PointwiseDense(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         kernel = self.param("kernel", nn.initializers.lecun_normal(), (x.shape[-1], self.features), jnp.float32)
-        y = pointwise(x.astype(self.dtype), kernel.astype(self.dtype))
+        y = kernels.dense(x.astype(self.dtype), kernel.astype(self.dtype))
         if self.use_bias:
-            y = add_bias(y, self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32))
+            y = kernels.add_bias(y, self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32))
         return y
 
 
@@ -129,14 +100,11 @@ class MaskedConv2D(nn.Module):
         mask = conv_mask(self.kernel_size, in_features, self.features, self.mask_type,
                          self.num_data_channels)
         kernel = (kernel * mask).astype(self.dtype)
-        if (kh, kw) == (1, 1):        # a per-position product: the 2-D form (see pointwise)
-            y = pointwise(x.astype(self.dtype), kernel[0, 0])
+        if (kh, kw) == (1, 1):        # a per-position product
+            y = kernels.dense(x.astype(self.dtype), kernel[0, 0])
         else:
-            y = jax.lax.conv_general_dilated(
-                x.astype(self.dtype), kernel, window_strides=(1, 1),
-                padding=((kh // 2, kh // 2), (kw // 2, kw // 2)),
-                dimension_numbers=("NHWC", "HWIO", "NHWC"))
+            y = kernels.conv2d(x.astype(self.dtype), kernel, ((kh // 2, kh // 2), (kw // 2, kw // 2)))
         if self.use_bias:
             bias = self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32)
-            y = add_bias(y, bias)
+            y = kernels.add_bias(y, bias)
         return y

@@ -40,7 +40,7 @@ transpose, the per-block sum over k of dL/da, is a reduction that XLA fuses
 with the elementwise backward. (An earlier version spread r_n by a
 [K, 1] x [1, B*H] matmul, faster while XLA:CPU's YNNPACK fusions were on;
 with them off, see dgm_jax/xla_cpu.py, the broadcast is faster.) The hidden
-units use dgm_jax.models.sigmoid, a polynomial sigmoid that XLA:CPU fuses into
+units use dgm_jax.kernels.sigmoid (on the CPU a polynomial sigmoid that XLA:CPU fuses into
 one vectorized loop; with jax.nn.sigmoid its exp and divide were the largest
 cost of the step. Storing h for the backward pass instead of recomputing it
 (no jax.checkpoint, or a policy that saves h) was 2x slower on a 2-core CPU:
@@ -71,7 +71,7 @@ import jax
 import jax.numpy as jnp
 
 from dgm_jax.models.base import AutoregressiveImageModel, check_at_least
-from dgm_jax.models.sigmoid import sigmoid
+from dgm_jax.kernels import sigmoid
 from dgm_jax.models.spec import ModelSpec
 
 _BLOCK = 8     # K: sub-pixels per block of the blocked prefix sum

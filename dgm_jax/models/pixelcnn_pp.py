@@ -98,9 +98,10 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from dgm_jax import kernels
 from dgm_jax.models.base import AutoregressiveImageModel
 from dgm_jax.models.gated_pixelcnn import down_shift
-from dgm_jax.models.masked_conv import MaskedConv2D, add_bias, pointwise
+from dgm_jax.models.masked_conv import MaskedConv2D
 from dgm_jax.models.spec import ModelSpec
 
 # Observation models that couple the sub-pixels of a pixel themselves (the network reads none of them).
@@ -152,9 +153,9 @@ def coarse_blocks(x: jax.Array, shift_right: bool) -> jax.Array:
 def _conv(x, kernel, padding, dtype):
     """Stride-1 convolution, kernel [kh, kw, in, out], explicit ((top, bottom), (left, right)) padding."""
     x, kernel = x.astype(dtype), kernel.astype(dtype)
-    if kernel.shape[:2] == (1, 1):          # one 2-D product over the positions (see masked_conv.pointwise)
-        return pointwise(x, kernel[0, 0])
-    return jax.lax.conv_general_dilated(x, kernel, (1, 1), padding, dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    if kernel.shape[:2] == (1, 1):          # a per-position product
+        return kernels.dense(x, kernel[0, 0])
+    return kernels.conv2d(x, kernel, padding)
 
 
 class ShiftedConv(nn.Module):
@@ -164,7 +165,8 @@ class ShiftedConv(nn.Module):
 
     Parameters: 'kernel' [kh, kw, in, features], 'bias'; with weight_norm 'v' (same shape), 'g'
     [features] and 'bias', kernel = g v / ||v|| (norm over kh, kw, in), g and bias set from the
-    init batch when data_init (module docstring). init_scale: the std the outputs start with.
+    init batch when data_init (module docstring). init_scale: scales the initial kernel (with data
+    init: the std the outputs start with on the init batch).
     """
     features: int
     kernel_size: tuple[int, int] = (1, 1)
@@ -184,7 +186,7 @@ class ShiftedConv(nn.Module):
         if not self.weight_norm:
             kernel = self.param("kernel", init, shape, jnp.float32)
             bias = self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32)
-            return add_bias(_conv(x, kernel, padding, self.dtype), bias)
+            return kernels.add_bias(_conv(x, kernel, padding, self.dtype), bias)
         v = self.param("v", init, shape, jnp.float32)
         v_norm = jnp.sqrt(jnp.sum(jnp.square(v), axis=(0, 1, 2)))
         direction = v / v_norm
@@ -199,7 +201,7 @@ class ShiftedConv(nn.Module):
             g_init, b_init = v_norm, jnp.zeros((self.features,), jnp.float32)
         g = self.param("g", lambda _: g_init)
         bias = self.param("bias", lambda _: b_init)
-        return add_bias(_conv(x, direction * g, padding, self.dtype), bias)
+        return kernels.add_bias(_conv(x, direction * g, padding, self.dtype), bias)
 
 
 class GatedResnet(nn.Module):
@@ -228,7 +230,7 @@ class GatedResnet(nn.Module):
         # The residual branch starts small (std 0.1), as in the paper.
         c2 = conv(2 * f, self.kernel_size, 0.1, "conv_out")(c1)
         if cond is not None:            # V y on both halves of the gate
-            c2 = add_bias(c2, nn.Dense(2 * f, use_bias=False, dtype=self.dtype, name="cond")(cond))
+            c2 = kernels.add_bias(c2, nn.Dense(2 * f, use_bias=False, dtype=self.dtype, name="cond")(cond))
         return v + c2[..., :f] * jax.nn.sigmoid(c2[..., f:])
 
 

@@ -81,9 +81,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dgm_jax import kernels
 from dgm_jax.models import sizes
 from dgm_jax.models.base import AutoregressiveImageModel, check_at_least
-from dgm_jax.models.masked_conv import MaskedConv2D, PointwiseDense, add_bias, conv_mask, pointwise
+from dgm_jax.models.masked_conv import MaskedConv2D, PointwiseDense, conv_mask
 from dgm_jax.models.spec import ModelSpec
 
 MASKED_LOGIT = -1e30        # attention logit of a masked (future or current) position, before the softmax
@@ -140,10 +141,8 @@ class DownRightConv(nn.Module):
         kernel = (kernel * mask).astype(self.dtype)
         x = x.astype(self.dtype)
         if window:     # one output: a [N, 4 in] x [4 in, features] product (no convolution in a loop)
-            return add_bias(pointwise(x.reshape(x.shape[0], -1), kernel.reshape(-1, self.features)), bias)
-        y = jax.lax.conv_general_dilated(x, kernel, (1, 1), ((1, 0), (1, 0)),
-                                         dimension_numbers=("NHWC", "HWIO", "NHWC"))
-        return add_bias(y, bias)
+            return kernels.add_bias(kernels.dense(x.reshape(x.shape[0], -1), kernel.reshape(-1, self.features)), bias)
+        return kernels.add_bias(kernels.conv2d(x, kernel, ((1, 0), (1, 0))), bias)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -216,7 +215,7 @@ class PixelSNAIL(AutoregressiveImageModel):
     def gate(self, pre: jax.Array, conds, index: int, y) -> jax.Array:
         """glu(pre + V_index y): pre [..., 2F] -> [..., F]."""
         if y is not None:
-            pre = add_bias(pre, conds[index](y))
+            pre = kernels.add_bias(pre, conds[index](y))
         return glu(pre, self.image_shape[-1])
 
     def dropped(self, h: jax.Array) -> jax.Array:

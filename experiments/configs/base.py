@@ -36,7 +36,8 @@ def get_config(model: str = "pixelcnn", likelihood: str = "auto") -> ml_collecti
 
 # Model fields that tiny() shrinks, where the chosen model has them.
 TINY_MODEL = {"num_features": 8, "num_layers": 2, "first_kernel_size": 3, "num_hidden": 32,
-              "num_eval_orderings": 4, "num_resnet": 1}
+              "num_eval_orderings": 4, "num_resnet": 0, "num_blocks": 1, "num_res_per_block": 1,
+              "key_features": 4, "value_features": 8}
 
 
 def tiny(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:

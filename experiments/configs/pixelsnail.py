@@ -59,16 +59,9 @@ def get_config(variant: str = ""):
     config.train.early_stopping_patience = 3
     config.train.num_samples = 16
 
-    return base.variant(config, variant, {"mnist256": mnist256, "cifar10": cifar10, "cifar10_tiny": cifar10_tiny},
-                        tiny_fn=_tiny)
+    return base.variant(config, variant, {"mnist256": mnist256, "cifar10": cifar10, "cifar10_tiny": cifar10_tiny})
 
 
-def _tiny(config):
-    """base.tiny (8x8 digits, F = 8), with one block of one residual layer and a small head."""
-    config.model.num_blocks = 1
-    config.model.num_res_per_block = 1
-    config.model.key_features = 4
-    config.model.value_features = 8
 
 
 def mnist256(config):
