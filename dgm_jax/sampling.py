@@ -27,7 +27,9 @@ nothing is given), so completions follow the mixture's true conditional.
 Methods (``method='auto'`` takes ``fast`` when the model has one):
 * ``naive``: the whole network on the whole image for every sub-pixel.
 * ``fast``: the model's own sampler from its registry entry (the gated
-  PixelCNN's incremental sampler, about one forward pass per image), or, for a
+  PixelCNN's incremental sampler, about one forward pass per image; PixelSNAIL's
+  cached sampler, which keeps every layer's keys, values and convolution inputs
+  of the pixels drawn so far; EoNADE's ordered sampler), or, for a
   model exposing ``receptive_field_rows`` R < H - 1 (the PixelCNN), the window
   method: the outputs of row r depend on rows r - R .. r only, so each step
   runs the network on a window of R + 1 rows starting at max(0, r - R)

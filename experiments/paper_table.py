@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import json
 import math
 import sys
 from pathlib import Path
@@ -414,13 +413,7 @@ def run_table(workdir, *, rows=(), smoke: bool = False, report_only: bool = Fals
     todo = [r for r in row_configs.ROWS if not rows or r in rows]
     if not smoke and not report_only:
         check_data(manual_dir, data_dir)
-    workdir.mkdir(parents=True, exist_ok=True)
-    info_path = workdir / "paper_table.json"
-    info = json.loads(info_path.read_text()) if info_path.is_file() else {}
-    if info.get("smoke", smoke) != smoke:
-        raise TableError(f"{workdir} holds a {'smoke' if info['smoke'] else 'full'} table; use another workdir")
-    info.update(smoke=smoke, rows=list(row_configs.ROWS))
-    rundir.write_json_atomic(info_path, info)
+    info_path, info = table_kit.open_table(workdir, "paper_table.json", smoke, row_configs.ROWS)
 
     if not report_only:
         for name in todo:                      # every row checked before any trains
@@ -449,27 +442,7 @@ def run_table(workdir, *, rows=(), smoke: bool = False, report_only: bool = Fals
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    # The console: one line per candidate, warnings; the full log of each candidate (INFO, the
-    # libraries' too) goes to <workdir>/<row>/<candidate>/train.log.
-    from dgm_jax import distributed, sweeps
-    from dgm_jax.train import Preempted
-    sweeps.quiet_console()
-    try:
-        table = run_table(FLAGS.workdir, rows=FLAGS.rows, smoke=FLAGS.smoke, report_only=FLAGS.report_only,
-                          manual_dir=FLAGS.manual_dir, data_dir=FLAGS.data_dir,
-                          readme=README if FLAGS.write_readme else None,
-                          on_event=lambda line: print(line, flush=True))
-    except TableError as e:
-        print(f"paper_table: {e}", file=sys.stderr)
-        sys.exit(2)
-    except Preempted as e:
-        print(f"paper_table: {e}; the same command resumes the row", file=sys.stderr)
-        sys.exit(distributed.PREEMPTED_EXIT_CODE)
-    print((Path(FLAGS.workdir) / "paper_table.md").read_text())
-    failed = [r["row"] for r in table if (not FLAGS.rows or r["row"] in FLAGS.rows) and r["status"] != "done"]
-    if failed and not FLAGS.report_only:
-        print(f"Rows not finished: {', '.join(failed)} (see <workdir>/<row>/<candidate>/train.log)", file=sys.stderr)
-        sys.exit(1)
+    table_kit.table_main("paper_table", run_table, FLAGS, README)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,8 @@ API (all paths are pathlib.Path or str):
                                             returns a RowOutcome; resumable, like the runs themselves
     read_row(row_dir, configs, ...)         the RowOutcome of what row_dir holds (trains nothing)
     run_child(args)                         this file as a child process (SIGTERM / SIGINT passed on)
+    open_table(workdir, info_name, smoke, rows)  makes the table's directory, records smoke / rows
+    table_main(prog, run_table, flags, readme)  a table script's command line (flags, exit codes, report)
     write_block(path, name, text)           replaces what lies between <!-- name:begin --> and
     read_block(path, name)                  <!-- name:end --> in a text file (README.md); read it back
     device_name(), format_duration(s), epochs(steps, config, full_train_images)
@@ -346,6 +348,47 @@ def run_child(args: Sequence[str]) -> int:
     if code == distributed.PREEMPTED_EXIT_CODE or received:
         raise Preempted(f"{' '.join(args[:2])} was stopped by a signal; the same command resumes it", -1)
     return code
+
+
+def open_table(workdir: Path, info_name: str, smoke: bool, rows: Sequence[str]) -> tuple[Path, dict]:
+    """Makes `workdir` and records in <workdir>/<info_name> whether it is a smoke table and its rows;
+    refuses a smoke table in a full table's directory and the reverse. Returns (the file, its dict)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    info_path = workdir / info_name
+    info = json.loads(info_path.read_text()) if info_path.is_file() else {}
+    if info.get("smoke", smoke) != smoke:
+        raise TableError(f"{workdir} holds a {'smoke' if info['smoke'] else 'full'} table; use another workdir")
+    info.update(smoke=smoke, rows=list(rows))
+    from dgm_jax import rundir
+    rundir.write_json_atomic(info_path, info)
+    return info_path, info
+
+
+def table_main(prog: str, run_table: Callable, flag_values, readme: Path) -> None:
+    """The command line of a table script (paper_table.py, levels_table.py): runs
+    run_table(workdir, rows=..., ...) from the script's flags, prints <workdir>/<prog>.md, and exits
+    2 on a TableError, PREEMPTED_EXIT_CODE when preempted (the same command resumes), 1 when a
+    row asked for did not finish. The console gets one line per candidate and the warnings; the
+    full log of each candidate (INFO, the libraries' too) goes to <row>/<candidate>/train.log."""
+    from dgm_jax import distributed, sweeps
+    from dgm_jax.train import Preempted
+    sweeps.quiet_console()
+    f = flag_values
+    try:
+        table = run_table(f.workdir, rows=f.rows, smoke=f.smoke, report_only=f.report_only,
+                          manual_dir=f.manual_dir, data_dir=f.data_dir, readme=readme if f.write_readme else None,
+                          on_event=lambda line: print(line, flush=True))
+    except TableError as e:
+        print(f"{prog}: {e}", file=sys.stderr)
+        sys.exit(2)
+    except Preempted as e:
+        print(f"{prog}: {e}; the same command resumes the row", file=sys.stderr)
+        sys.exit(distributed.PREEMPTED_EXIT_CODE)
+    print((Path(f.workdir) / f"{prog}.md").read_text())
+    failed = [r["row"] for r in table if (not f.rows or r["row"] in f.rows) and r["status"] != "done"]
+    if failed and not f.report_only:
+        print(f"Rows not finished: {', '.join(failed)} (see <workdir>/<row>/<candidate>/train.log)", file=sys.stderr)
+        sys.exit(1)
 
 
 def _train_in_child(cand_dir: Path) -> dict:

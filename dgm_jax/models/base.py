@@ -105,3 +105,11 @@ def check_at_least(model: str, field: str, value: int, smallest: int, why: str =
         from dgm_jax.config_schema import ConfigError  # noqa: WPS433 - config_schema imports the registry lazily
         raise ConfigError(f"config.model.{field}={value} is too small for model {model!r}: the smallest "
                           f"valid value is {smallest}{f' ({why})' if why else ''}")
+
+
+def check_dropout_rate(model: str, rate: float) -> None:
+    """Config-time check of a dropout rate: in [0, 1) (0 = no dropout), else ConfigError."""
+    if not 0.0 <= rate < 1.0:
+        from dgm_jax.config_schema import ConfigError  # noqa: WPS433 - config_schema imports the registry lazily
+        raise ConfigError(f"config.model.dropout_rate={rate} is not valid for model {model!r}: "
+                          f"it must be in [0, 1) (0 = no dropout)")

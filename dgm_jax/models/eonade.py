@@ -55,7 +55,6 @@ only. Memory: one block's [K, B, H]; jax.checkpoint recomputes it in a backward 
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import flax.linen as nn
 import jax

@@ -99,7 +99,7 @@ import jax
 import jax.numpy as jnp
 
 from dgm_jax import kernels
-from dgm_jax.models.base import AutoregressiveImageModel
+from dgm_jax.models.base import AutoregressiveImageModel, check_at_least, check_dropout_rate
 from dgm_jax.models.gated_pixelcnn import down_shift
 from dgm_jax.models.masked_conv import MaskedConv2D
 from dgm_jax.models.spec import ModelSpec
@@ -234,12 +234,6 @@ class GatedResnet(nn.Module):
         return v + c2[..., :f] * jax.nn.sigmoid(c2[..., f:])
 
 
-def _check(field: str, value, ok: bool, valid: str) -> None:
-    if not ok:
-        from dgm_jax.config_schema import ConfigError  # noqa: WPS433 - config_schema imports the registry lazily
-        raise ConfigError(f"config.model.{field}={value!r} is not valid for model 'pixelcnn_pp': {valid}")
-
-
 @dataclasses.dataclass(frozen=True)
 class Config:
     num_features: int = 64            # F: maps of each stream at every scale (the paper: 160)
@@ -249,10 +243,10 @@ class Config:
     data_init_examples: int = 16      # weight_norm: training images g, b are set from (0 = g = ||v||)
 
     def __post_init__(self):
-        _check("num_features", self.num_features, self.num_features >= 1, "must be >= 1")
-        _check("num_resnet", self.num_resnet, self.num_resnet >= 0, "must be >= 0")
-        _check("dropout_rate", self.dropout_rate, 0.0 <= self.dropout_rate < 1.0, "must be in [0, 1)")
-        _check("data_init_examples", self.data_init_examples, self.data_init_examples >= 0, "must be >= 0")
+        check_at_least("pixelcnn_pp", "num_features", self.num_features, 1, "the streams need maps")
+        check_at_least("pixelcnn_pp", "num_resnet", self.num_resnet, 0, "a count of blocks per scale")
+        check_dropout_rate("pixelcnn_pp", self.dropout_rate)
+        check_at_least("pixelcnn_pp", "data_init_examples", self.data_init_examples, 0, "0 = no data-dependent init")
 
 
 class PixelCNNPP(AutoregressiveImageModel):

@@ -83,7 +83,7 @@ import numpy as np
 
 from dgm_jax import kernels
 from dgm_jax.models import sizes
-from dgm_jax.models.base import AutoregressiveImageModel, check_at_least
+from dgm_jax.models.base import AutoregressiveImageModel, check_at_least, check_dropout_rate
 from dgm_jax.models.masked_conv import MaskedConv2D, PointwiseDense, conv_mask
 from dgm_jax.models.spec import ModelSpec
 
@@ -167,10 +167,7 @@ def check_sizes(m) -> None:
     check_at_least("pixelsnail", "num_heads", m.num_heads, 1, "the attention needs a head")
     check_at_least("pixelsnail", "key_features", m.key_features, 1, "queries and keys need channels")
     check_at_least("pixelsnail", "value_features", m.value_features, 1, "values need channels")
-    if not 0.0 <= m.dropout_rate < 1.0:
-        from dgm_jax.config_schema import ConfigError  # noqa: WPS433 - config_schema imports the registry lazily
-        raise ConfigError(f"config.model.dropout_rate={m.dropout_rate} is not valid for model 'pixelsnail': "
-                          f"it must be in [0, 1) (0 = no dropout)")
+    check_dropout_rate("pixelsnail", m.dropout_rate)
 
 
 class PixelSNAIL(AutoregressiveImageModel):
