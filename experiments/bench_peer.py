@@ -13,7 +13,7 @@ attention_key_channels=key, attention_value_channels=value)`` is loaded from
 its source files without importing the rest of its package (datasets, trainer),
 and one Adam step on a binary batch [B, 1, 28, 28] with the Bernoulli NLL
 (binary_cross_entropy_with_logits, summed per image) is timed: median over
---steps after --warmup. Prints one JSON line: parameters, images/s, step seconds.
+--steps after --warmup; then the evaluation (the same NLL per image, torch.no_grad, eval mode). Prints one JSON line: parameters, images/s, step seconds.
 experiments/bench_vs_peer.py runs this and dgm_jax's benchmark in the same run.
 """
 import argparse
@@ -107,10 +107,25 @@ def main():
         times.append(time.perf_counter() - t)
     times.sort()
     med = times[len(times) // 2]
+
+    # Evaluation: the per-image NLL of the batch, no gradient (as dgm_jax's eval step).
+    model.eval()
+    with torch.no_grad():
+        evaluate = lambda: F.binary_cross_entropy_with_logits(  # noqa: E731
+            model(x), x, reduction="none").sum((1, 2, 3))
+        for _ in range(args.warmup):
+            evaluate()
+        eval_times = []
+        for _ in range(max(3, args.steps // 2)):
+            t = time.perf_counter()
+            evaluate()
+            eval_times.append(time.perf_counter() - t)
+    eval_med = sorted(eval_times)[len(eval_times) // 2]
     print(json.dumps({"peer": f"pytorch-generative {type(model).__name__}", "torch": torch.__version__,
                       "threads": torch.get_num_threads(), **size, "batch": args.batch,
                       "num_params": sum(p.numel() for p in model.parameters()),
-                      "train_step_s": med, "train_images_per_s": args.batch / med}))
+                      "train_step_s": med, "train_images_per_s": args.batch / med,
+                      "eval_images_per_s": args.batch / eval_med}))
 
 
 if __name__ == "__main__":

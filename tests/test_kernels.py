@@ -85,20 +85,3 @@ def test_form_follows_the_backend_and_the_environment(monkeypatch):
     monkeypatch.setenv(kernels.ENV, "gpu")
     with pytest.raises(ValueError, match="DGM_JAX_KERNELS='gpu' is not a kernel form; valid: cpu, plain"):
         kernels.form()
-
-
-def test_a_model_gives_the_same_log_likelihood_and_gradient_with_either_form(monkeypatch):
-    """The gated PixelCNN (biases, 1x1 products, shifted convolutions) under both forms."""
-    from dgm_jax import config_schema, models
-    cfg = config_schema.model_config("gated_pixelcnn", "auto", num_features=4, num_layers=1, first_kernel_size=3)
-    model = models.build_model(cfg, (6, 6, 1), 0)
-    x = (jax.random.uniform(jax.random.key(0), (3, 6, 6, 1)) < 0.4).astype(jnp.float32)
-    params = jax.jit(model.init)(jax.random.key(1), x)["params"]
-    out = {}
-    for name in ("cpu", "plain"):
-        monkeypatch.setenv(kernels.ENV, name)
-        loss = lambda p: -jnp.mean(model.apply({"params": p}, x, method="log_prob"))  # noqa: E731
-        out[name] = jax.jit(jax.value_and_grad(loss))(params)     # a new function: traced afresh
-    np.testing.assert_allclose(out["cpu"][0], out["plain"][0], rtol=1e-6)
-    for a, b in zip(jax.tree.leaves(out["cpu"][1]), jax.tree.leaves(out["plain"][1])):
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)

@@ -21,7 +21,7 @@ def _tiny(tiny_config, name, steps):
 
 @pytest.mark.parametrize("name", models.MODEL_NAMES)
 def test_each_model_lowers_validation_nll_on_digits(tmp_path, tiny_config, name):
-    dgm_jax.train_and_evaluate(_tiny(tiny_config, name, 60), tmp_path / name)
+    dgm_jax.train_and_evaluate(_tiny(tiny_config, name, 30), tmp_path / name)
     val = [r["nll"] for r in read_metrics(tmp_path / name / "metrics.jsonl") if r["split"] == "validation"]
     assert len(val) == 3
     assert val[-1] < val[0], val
