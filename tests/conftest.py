@@ -80,9 +80,10 @@ def run_python(code: str, *, devices: int = 1, timeout: int = 300, env_extra=Non
 
 # The longest files start first, so that the xdist workers (pytest.ini: -n 2
 # --dist=loadfile, one file per worker) finish together instead of one waiting on the other.
-LONGEST_FIRST = ("test_sampling.py", "test_faults.py", "test_model_training.py", "test_models.py",
-                 "test_data.py", "test_evaluate_checkpoint.py", "test_multiprocess.py", "test_train.py",
-                 "test_sweeps.py", "test_paper_table.py", "test_parallel.py", "test_nade.py")
+LONGEST_FIRST = ("test_sampling.py", "test_models.py", "test_model_training.py", "test_evaluate_checkpoint.py",
+                 "test_pixelcnn_pp.py", "test_multiprocess.py", "test_nade.py", "test_train.py",
+                 "test_pixelsnail.py", "test_faults.py", "test_eonade.py", "test_observations.py",
+                 "test_parallel.py", "test_xla_cpu.py", "test_data.py", "test_levels_table.py", "test_sweeps.py")
 
 
 def pytest_collection_modifyitems(session, config, items):

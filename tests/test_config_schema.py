@@ -116,7 +116,7 @@ def test_smallest_valid_sizes_build_a_complete_model(model):
     cfg = config_schema.model_config(model, num_features=1, num_layers=0, kernel_size=1, first_kernel_size=3)
     net = models.build_model(cfg, (4, 4, 1), num_levels=2)
     x = jnp.ones((1, 4, 4, 1), jnp.float32)
-    params = net.init(jax.random.key(0), x)["params"]
+    params = jax.jit(net.init)(jax.random.key(0), x)["params"]
     params = jax.tree.map(lambda p: jnp.abs(p) + 0.5, params)      # positive: no ReLU is off, no path is 0
     jac = np.asarray(jax.jit(jax.jacobian(lambda x: net.apply({"params": params}, x)[0, 2, 2, 0, 0]))(x))[0, ..., 0]
     assert jac[2, 1] != 0 and jac[1, 2] != 0 and jac[2, 2] == 0 and not jac[3].any() and not jac[2, 3:].any()

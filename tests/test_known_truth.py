@@ -125,7 +125,7 @@ def test_training_reduces_exact_kl_and_nll_minus_entropy_estimates_it(tmp_path):
     run = dgm_jax.load(wd)
     cfg = config_schema.from_config_dict(config)
     model = models.build_model(cfg.model, (4, 4, 1))
-    init = model.init(jax.random.key(0), np.zeros((1, 4, 4, 1), np.float32))["params"]
+    init = jax.jit(model.init)(jax.random.key(0), np.zeros((1, 4, 4, 1), np.float32))["params"]
     runner = parallel.make_runner("pmap", model=model)
     ds = load_dataset(cfg.data)
     m0 = known_truth.exact_metrics(runner, runner.put_state(init), ds.truth, 4096, nll=0.0, nll_stderr=0.0)

@@ -365,7 +365,7 @@ def _fit(model, x, steps, lr):
     Bernoulli logits do not depend on x, so the model runs on one image and its logits are
     broadcast over the flattened data [N, D] (XLA on CPU is ~20x slower on [N, H, W, 1]).
     """
-    params = model.init(jax.random.key(0), x[:1])["params"]
+    params = jax.jit(model.init)(jax.random.key(0), x[:1])["params"]
     opt = optax.sgd(lr)
     flat = x.reshape(x.shape[0], -1)
 

@@ -86,8 +86,8 @@ def test_same_parameters_outputs_and_gradients_as_reference(image_shape, conditi
     x, y = inputs(model, 4, num_levels)
 
     # Same names, shapes and initial values (same initializers).
-    init_new = model.init(jax.random.key(3), x, y)["params"]
-    init_ref = ref.init(jax.random.key(3), x, y)["params"]
+    init_new = jax.jit(model.init)(jax.random.key(3), x, y)["params"]
+    init_ref = jax.jit(ref.init)(jax.random.key(3), x, y)["params"]
     assert jax.tree.structure(init_new) == jax.tree.structure(init_ref)
     for a, b in zip(jax.tree.leaves(init_new), jax.tree.leaves(init_ref)):
         assert a.shape == b.shape and a.dtype == b.dtype

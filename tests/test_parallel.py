@@ -16,7 +16,7 @@ tx, sched = optim.make_optimizer(ocfg, 10), optim.make_schedule(ocfg, 10)
 rng = np.random.default_rng(0)
 x = (rng.random((2, 8, 6, 6, 1)) < 0.4).astype(np.float32)     # k=2 steps, global batch 8
 y = rng.integers(0, 3, size=(2, 8)).astype(np.int32)
-params = model.init(jax.random.key(0), jnp.zeros((1, 6, 6, 1)), jnp.zeros((1, 3)))["params"]
+params = jax.jit(model.init)(jax.random.key(0), jnp.zeros((1, 6, 6, 1)), jnp.zeros((1, 3)))["params"]
 state0 = jax.device_get(train_state.create(params, tx, jax.random.key(1)))
 
 out = {}

@@ -93,7 +93,7 @@ def test_weight_norm_data_dependent_init():
     assert set(variables["params"]["u_in"]) == {"v", "g", "bias"}
 
     standard = pixelcnn_pp.ShiftedConv(4, (2, 3), weight_norm=True, data_init=False)    # g = ||v||: v's own scale
-    p = standard.init(jax.random.key(0), x)["params"]
+    p = jax.jit(standard.init)(jax.random.key(0), x)["params"]
     np.testing.assert_allclose(p["g"], np.sqrt((np.asarray(p["v"]) ** 2).sum(axis=(0, 1, 2))), rtol=1e-6)
     assert not build("pixelcnn_pp", (6, 6, 1), weight_norm=True, data_init_examples=0).init_examples
 

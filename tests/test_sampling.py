@@ -13,7 +13,9 @@ from conftest import run_python
 
 
 def build(name, shape, conditional=False, num_levels=2, **kw):
-    sizes = {**dict(num_features=8, num_layers=2, first_kernel_size=3, num_hidden=16), **kw}
+    # PixelSNAIL: two blocks (the cache of one block's outputs feeds the next), one residual layer each.
+    sizes = {**dict(num_features=8, num_layers=2, first_kernel_size=3, num_hidden=16, num_blocks=2,
+                    num_res_per_block=1, key_features=4, value_features=4), **kw}
     keys = config_schema.model_keys(name, kw.get("likelihood", "auto"))
     cfg = config_schema.model_config(name, conditional=conditional, **{k: v for k, v in sizes.items() if k in keys})
     return models.build_model(cfg, shape, 3, num_levels=num_levels)
@@ -23,7 +25,7 @@ def init(model, scale=1.0, seed=0):
     """Random parameters; scale > 1 makes the logits depend strongly on the context."""
     x = jnp.zeros((1,) + model.image_shape)
     y = jnp.zeros((1, 3)) if model.conditional else None
-    params = model.init(jax.random.key(seed), x, y)["params"]
+    params = jax.jit(model.init)(jax.random.key(seed), x, y)["params"]   # jitted: one compile, not one per op
     return jax.tree.map(lambda p: p * scale, params)
 
 
@@ -207,7 +209,7 @@ def test_two_devices_draw_the_same_samples_as_one():
         for name, method in (("gated_pixelcnn", "fast"),):
             cfg = model_config(name, num_features=8, num_layers=2, first_kernel_size=3, conditional=True)
             model = models.build_model(cfg, (6, 6, 1), 3)
-            params = model.init(jax.random.key(0), jnp.zeros((1, 6, 6, 1)), jnp.zeros((1, 3)))["params"]
+            params = jax.jit(model.init)(jax.random.key(0), jnp.zeros((1, 6, 6, 1)), jnp.zeros((1, 3)))["params"]
             params = jax.tree.map(lambda p: 2 * p, params)
             y = np.arange(5, dtype=np.int32) % 3                       # 5: padded to 6 on 2 devices
             two = sampling.sample(model, params, jax.random.key(7), 5, y, method=method)
