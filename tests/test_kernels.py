@@ -15,9 +15,9 @@ def _normal(seed, shape):
 
 def _value_and_grads(fn, *args):
     """fn(*args), and the gradient of <fn(*args), g> with respect to every argument (g fixed)."""
-    out = fn(*args)
+    out = jax.jit(fn)(*args)
     g = _normal(99, out.shape)
-    return out, jax.grad(lambda *a: jnp.sum(fn(*a) * g), argnums=tuple(range(len(args))))(*args)
+    return out, jax.jit(jax.grad(lambda *a: jnp.sum(fn(*a) * g), argnums=tuple(range(len(args)))))(*args)
 
 
 @pytest.mark.parametrize("bias_shape", [(6,), (3, 6)])
@@ -63,13 +63,14 @@ def test_conv2d_is_the_shifted_sum_of_tap_products(kernel_shape, padding):
 
 def test_sigmoid_and_sum_of_squares_match_the_plain_forms():
     x = _normal(0, (4, 300)) * 8.0
-    np.testing.assert_allclose(cpu.sigmoid(x), plain.sigmoid(x), rtol=2e-7, atol=2e-7)
-    np.testing.assert_allclose(jax.grad(lambda v: jnp.sum(cpu.sigmoid(v)))(x),
-                               jax.grad(lambda v: jnp.sum(plain.sigmoid(v)))(x), rtol=1e-5, atol=2e-7)
+    np.testing.assert_allclose(jax.jit(cpu.sigmoid)(x), jax.jit(plain.sigmoid)(x), rtol=2e-7, atol=2e-7)
+    np.testing.assert_allclose(jax.jit(jax.grad(lambda v: jnp.sum(cpu.sigmoid(v))))(x),
+                               jax.jit(jax.grad(lambda v: jnp.sum(plain.sigmoid(v))))(x), rtol=1e-5, atol=2e-7)
     for shape in [(), (3,), (255,), (257,), (40, 33)]:
         v = _normal(2, shape)
-        np.testing.assert_allclose(cpu.sum_of_squares(v), np.sum(np.asarray(v, np.float64) ** 2), rtol=1e-5)
-        np.testing.assert_allclose(plain.sum_of_squares(v), np.sum(np.asarray(v, np.float64) ** 2), rtol=1e-5)
+        np.testing.assert_allclose(jax.jit(cpu.sum_of_squares)(v), np.sum(np.asarray(v, np.float64) ** 2), rtol=1e-5)
+        np.testing.assert_allclose(jax.jit(plain.sum_of_squares)(v), np.sum(np.asarray(v, np.float64) ** 2),
+                                   rtol=1e-5)
 
 
 def test_form_follows_the_backend_and_the_environment(monkeypatch):
