@@ -434,6 +434,13 @@ def test_bernoulli_log_prob_method_equals_the_observation_model_and_its_gradient
     ga = jax.grad(lambda p: jnp.sum(weights * via_method(p)))(params)
     gb = jax.grad(lambda p: jnp.sum(weights * via_outputs(p)))(params)
     jax.tree.map(lambda u, v: np.testing.assert_allclose(u, v, rtol=1e-5, atol=1e-5), ga, gb)
+    # Off-grid values (a grey level for a binary model, NaN, 1.5) poison the image's log p on both paths.
+    bad = x.at[3, 0, 0, 0].set(0.5 / (num_levels - 1) if num_levels == 2 else 0.3).at[7, 1, 1, 0].set(jnp.nan)
+    bad = bad.at[9, 2, 2, 0].set(1.5)
+    for fn in (lambda p: model.apply({"params": p}, bad, y, method="log_prob"),
+               lambda p: model.obs.log_prob(model.apply({"params": p}, bad, y), bad)):
+        lp = np.asarray(fn(params))
+        assert np.isnan(lp[[3, 7, 9]]).all() and np.isfinite(np.delete(lp, [3, 7, 9])).all()
 
 
 @pytest.mark.parametrize("conditional", [False, True])

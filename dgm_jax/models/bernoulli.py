@@ -21,6 +21,7 @@ import jax.numpy as jnp
 
 from dgm_jax.models.base import AutoregressiveImageModel
 from dgm_jax.models.spec import ModelSpec
+from dgm_jax.observations.base import off_grid
 from dgm_jax.observations.bernoulli import Bernoulli as BernoulliObservation
 
 
@@ -64,7 +65,10 @@ class Bernoulli(AutoregressiveImageModel):
             return super().log_prob(x, y, mask_index)
         a = self.logits[..., 0].reshape(-1).astype(jnp.float32)
         on, off = jax.nn.log_sigmoid(a), jax.nn.log_sigmoid(-a)
-        return x.reshape(x.shape[0], -1).astype(jnp.float32) @ (on - off) + jnp.sum(off)
+        flat = x.reshape(x.shape[0], -1).astype(jnp.float32)
+        value = flat @ (on - off) + jnp.sum(off)
+        # As the observation models' own log-likelihoods: an image with a pixel off {0, 1} gets NaN.
+        return jnp.where(jnp.any(off_grid(flat, 2), axis=1), jnp.nan, value)
 
 
 SPEC = ModelSpec(name="bernoulli", module=Bernoulli, config=Config)
