@@ -9,7 +9,9 @@ prints the largest, each with its HLO shape and the source op it came from (forw
 backward, layer, primitive) from the compiled program's metadata. Times are thread time:
 ops running concurrently on the two cores both count. This is how the CPU bottlenecks of
 the convolutional models were found (the 4-D 1x1 products' weight gradients, the gates);
-see dgm_jax/models/masked_conv.py and dgm_jax/xla_cpu.py.
+see dgm_jax/kernels/cpu.py and dgm_jax/xla_cpu.py. Before the per-op list it prints the step's
+time by kind: convolutions and matrix products split into forward, input gradient and weight
+gradient, and the fusions, reductions and copies of the forward and backward passes.
 """
 from __future__ import annotations
 
@@ -76,12 +78,54 @@ def main(argv):
         if found:
             meta[found.group(1)] = (found.group(2), found.group(3))
     print(f"{cfg.model.name}: {wall * 1e3:.1f} ms per traced step (wall, with tracing overhead)")
+    shapes = {name: _out_shape(line) for name, line in _hlo_lines(r.compile_train(state, dev_batch).as_text())}
+    by_kind = collections.Counter()
+    for name, us in total.items():
+        if name in shapes:           # XLA ops of the step (not the host's dispatch events)
+            by_kind[_kind(name, shapes[name], meta.get(name, ("", ""))[1], b)] += us
+    busy = sum(by_kind.values())
+    print(f"by kind (thread time per step; {busy / FLAGS.steps / 1e3:.1f} ms in all ops):")
+    for kind, us in by_kind.most_common():
+        print(f"  {kind:34s} {us / FLAGS.steps / 1e3:8.2f} ms  {us / busy:6.1%}")
     print(f"{'ms/step':>8}  {'calls':>5}  {'op':30s} {'shape':30s} source")
     for name, us in total.most_common(FLAGS.top):
         shape, source = meta.get(name, ("", ""))
         kind = "bwd" if "transpose(" in source else ("fwd" if source else "")
         print(f"{us / FLAGS.steps / 1e3:8.2f}  {count[name] // FLAGS.steps:5d}  {name[:30]:30s} {shape[:30]:30s} "
               f"{kind} {source[-80:]}")
+
+
+def _hlo_lines(text: str):
+    for line in text.splitlines():
+        found = re.match(r"\s*(?:ROOT )?%?([\w.\-]+) = (.*)", line)
+        if found:
+            yield found.group(1), found.group(2)
+
+
+def _out_shape(rhs: str) -> tuple[int, ...] | None:
+    found = re.match(r"f32\[([\d,]*)\]", rhs)
+    return tuple(int(d) for d in found.group(1).split(",") if d) if found else None
+
+
+def _kind(name: str, shape, source: str, batch: int) -> str:
+    """An op's kind: convolutions split into forward, input gradient (an activation-shaped result of
+    the backward pass) and weight gradient (a result without the batch axis); matrix products
+    likewise; the rest by XLA's op name."""
+    backward = "transpose(" in source
+    if name.startswith("convolution") or name.startswith("dot"):
+        what = "convolution" if name.startswith("convolution") else "matrix product (dot)"
+        if not backward:
+            return f"{what}, forward"
+        # [B, ...] or [B*H*W, F]: an activation; a kernel [kh, kw, in, out] or [in, out] is not.
+        activation = bool(shape) and (shape[0] == batch or (shape[0] % batch == 0 and shape[0] >= 4 * batch))
+        return f"{what}, input gradient" if activation else f"{what}, weight gradient"
+    side = "backward" if backward else "forward"
+    if "fusion" in name or name.startswith("wrapped_"):
+        return f"fused elementwise ({side})"
+    for prefix in ("reduce", "copy", "transpose", "pad", "slice", "concatenate", "broadcast"):
+        if name.startswith(prefix):
+            return f"{prefix} ({side})"
+    return f"other ({side})"
 
 
 if __name__ == "__main__":
