@@ -78,11 +78,14 @@ def main(argv):
         if found:
             meta[found.group(1)] = (found.group(2), found.group(3))
     print(f"{cfg.model.name}: {wall * 1e3:.1f} ms per traced step (wall, with tracing overhead)")
-    shapes = {name: _out_shape(line) for name, line in _hlo_lines(r.compile_train(state, dev_batch).as_text())}
+    hlo = r.compile_train(state, dev_batch).as_text()
+    shapes = {name: _out_shape(line) for name, line in _hlo_lines(hlo)}
+    core = _fused_cores(hlo)         # op -> "convolution" / "dot" when it is (or fuses) one
+    kernels = {tuple(leaf.shape) for leaf in jax.tree.leaves(run.init_params())}
     by_kind = collections.Counter()
     for name, us in total.items():
         if name in shapes:           # XLA ops of the step (not the host's dispatch events)
-            by_kind[_kind(name, shapes[name], meta.get(name, ("", ""))[1], b)] += us
+            by_kind[_kind(core.get(name, name), shapes[name], meta.get(name, ("", ""))[1], kernels)] += us
     busy = sum(by_kind.values())
     print(f"by kind (thread time per step; {busy / FLAGS.steps / 1e3:.1f} ms in all ops):")
     for kind, us in by_kind.most_common():
@@ -102,23 +105,47 @@ def _hlo_lines(text: str):
             yield found.group(1), found.group(2)
 
 
+def _fused_cores(text: str) -> dict[str, str]:
+    """{op name: 'convolution' | 'dot'} for the ops that are, or are fusions containing, a
+    convolution or a matrix product (XLA:CPU fuses them with their elementwise neighbours)."""
+    inside, current, out = {}, None, {}
+    for line in text.splitlines():
+        head = re.match(r"^(?:ENTRY )?%?([\w.\-]+) .*\{\s*$", line)
+        if head:
+            current = head.group(1)
+        elif current and re.search(r"= \S+ convolution\(", line):
+            inside.setdefault(current, "convolution")
+        elif current and re.search(r"= \S+ dot\(", line):
+            inside.setdefault(current, "dot")
+    for name, rhs in _hlo_lines(text):
+        called = re.search(r"calls=%?([\w.\-]+)", rhs)
+        if " convolution(" in rhs:
+            out[name] = "convolution"
+        elif " dot(" in rhs:
+            out[name] = "dot"
+        elif called and called.group(1) in inside:
+            out[name] = inside[called.group(1)]
+    return out
+
+
 def _out_shape(rhs: str) -> tuple[int, ...] | None:
     found = re.match(r"f32\[([\d,]*)\]", rhs)
     return tuple(int(d) for d in found.group(1).split(",") if d) if found else None
 
 
-def _kind(name: str, shape, source: str, batch: int) -> str:
-    """An op's kind: convolutions split into forward, input gradient (an activation-shaped result of
-    the backward pass) and weight gradient (a result without the batch axis); matrix products
-    likewise; the rest by XLA's op name."""
+def _kind(name: str, shape, source: str, kernels: set) -> str:
+    """An op's kind: convolutions split into forward, weight gradient (a backward result shaped like
+    a parameter) and input gradient (any other backward result); matrix products likewise; the
+    rest by XLA's op name."""
     backward = "transpose(" in source
-    if name.startswith("convolution") or name.startswith("dot"):
+    if name in ("convolution", "dot") or name.startswith(("convolution.", "dot.")):
         what = "convolution" if name.startswith("convolution") else "matrix product (dot)"
-        if not backward:
-            return f"{what}, forward"
-        # [B, ...] or [B*H*W, F]: an activation; a kernel [kh, kw, in, out] or [in, out] is not.
-        activation = bool(shape) and (shape[0] == batch or (shape[0] % batch == 0 and shape[0] >= 4 * batch))
-        return f"{what}, input gradient" if activation else f"{what}, weight gradient"
+        # A kernel-shaped result, or XLA:CPU's canonical weight-gradient layout [in, kh, kw, out]
+        # (the input features as the batch); some of these ops carry no source metadata.
+        as_kernel = shape and len(shape) == 4 and (shape[1], shape[2], shape[0], shape[3]) in kernels
+        if shape in kernels or as_kernel:
+            return f"{what}, weight gradient"
+        return f"{what}, input gradient" if backward else f"{what}, forward"
     side = "backward" if backward else "forward"
     if "fusion" in name or name.startswith("wrapped_"):
         return f"fused elementwise ({side})"
