@@ -10,9 +10,9 @@ from conftest import REPO, TEST_XLA_FLAGS
 
 _CODE = """
 import json, jax
-from experiments.configs import nade
+from experiments.configs import bernoulli
 from dgm_jax import assembly
-config = nade.get_config("tiny")
+config = bernoulli.get_config("tiny")
 config.train.cpu_devices = {count}
 run = assembly.build_run(config)
 state = run.runner.put_state(run.init_state())
