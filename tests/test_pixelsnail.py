@@ -35,6 +35,24 @@ def test_masked_attention_matches_the_softmax_over_earlier_positions():
     assert np.all(np.asarray(d0) == 0)
 
 
+@pytest.mark.parametrize("n,chunks", [(13, 4), (3, 4), (8, 1)])
+def test_causal_attention_by_blocks_is_the_masked_attention(n, chunks):
+    """The network's attention by query blocks (only the keys a block can read) equals masked_attention
+    with the full j < i mask, values and gradients, to float32 rounding: uneven blocks (13 = 3+3+4+3),
+    more blocks than positions, one block."""
+    rng = np.random.default_rng(1)
+    q, k, v = (jnp.asarray(rng.standard_normal(s), jnp.float32)
+               for s in ((2, n, 2, 3, 4), (2, n, 3, 4), (2, n, 3, 5)))
+    mask = jnp.arange(n)[:, None] > jnp.arange(n)[None, :]
+    cot = jnp.asarray(rng.standard_normal((2, n, 2, 3, 5)), jnp.float32)
+    full = lambda q, k, v: (pixelsnail.masked_attention(q, k, v, mask) * cot).sum()          # noqa: E731
+    blocks = lambda q, k, v: (pixelsnail.causal_attention(q, k, v, chunks) * cot).sum()      # noqa: E731
+    np.testing.assert_allclose(pixelsnail.causal_attention(q, k, v, chunks), pixelsnail.masked_attention(q, k, v, mask),
+                               rtol=1e-6, atol=1e-6)
+    for a, b in zip(jax.grad(blocks, argnums=(0, 1, 2))(q, k, v), jax.grad(full, argnums=(0, 1, 2))(q, k, v)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("channels", [1, 2])
 def test_attention_reaches_every_earlier_subpixel(channels):
     """One block, no residual layer: the 3x3 input layer reaches the neighbours only, so every
