@@ -102,7 +102,8 @@ def epochs(steps: int | None, config: Mapping, full_train_images: int) -> float 
 def format_duration(seconds: float | None) -> str:
     if seconds is None:
         return ""
-    return f"{int(seconds // 60)} min {seconds % 60:.0f} s" if seconds >= 60 else f"{seconds:.0f} s"
+    whole = int(round(seconds))                     # rounded once: 2399.6 s is 40 min 0 s, not 39 min 60 s
+    return f"{whole // 60} min {whole % 60} s" if whole >= 60 else f"{whole} s"
 
 
 def device_name() -> str:

@@ -131,3 +131,9 @@ def test_missing_binarized_mnist_is_refused_by_name(tmp_path):
     with pytest.raises(table_kit.TableError, match=f"binarized MNIST is missing.*{missing}.*binarized_mnist_train.amat"):
         paper_table.run_table(tmp_path / "table", manual_dir=str(missing), data_dir=str(tmp_path / "tfds"))
     assert not (tmp_path / "table").exists()          # refused before anything was written
+
+
+def test_durations_round_once_so_seconds_never_read_60():
+    from experiments.table_kit import format_duration
+    assert [format_duration(t) for t in (2399.6, 59.6, 713.2, 7.4)] == ["40 min 0 s", "1 min 0 s", "11 min 53 s", "7 s"]
+    assert format_duration(None) == ""
