@@ -140,15 +140,13 @@ def causal_attention(q: jax.Array, k: jax.Array, v: jax.Array, num_chunks: int |
     n = q.shape[1]
     if num_chunks is None:
         num_chunks = min(CAUSAL_CHUNKS, max(1, n // MIN_CHUNK))
-    bounds = np.linspace(0, n, min(num_chunks, n) + 1).round().astype(int)
+    bounds = np.linspace(0, n, min(num_chunks, n) + 1).round().astype(int)    # strictly increasing
     parts = []
     for s, e in zip(bounds[:-1], bounds[1:]):
-        if e == s:
-            continue
         m = max(int(e) - 1, 1)                               # keys 0 .. e - 2 are the only readable ones
         mask = jnp.arange(s, e)[:, None] > jnp.arange(m)[None, :]
         parts.append(masked_attention(q[:, s:e], k[:, :m], v[:, :m], mask))
-    return jnp.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
+    return jnp.concatenate(parts, axis=1)
 
 
 class DownRightConv(nn.Module):
