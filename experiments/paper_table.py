@@ -220,10 +220,20 @@ def differences(paper: Paper, f: dict) -> list[Difference]:
     return out
 
 
-def verdict(row: Row, f: dict, diffs: list[Difference], nll: float | None, mle: float | None) -> str:
-    """met / missed against the published figure under the rule in the module docstring."""
+def verdict(row: Row, f: dict, diffs: list[Difference], nll: float | None, mle: float | None,
+            still_improving_at: float | None = None) -> str:
+    """met / missed against the published figure under the rule in the module docstring. A miss by a
+    run whose best validation came at its last epoch (`still_improving_at`, that epoch) says so: its budget, not its
+    model, is the first suspect."""
     if nll is None:
         return ""
+    text = _verdict(row, f, diffs, nll, mle)
+    if still_improving_at is not None and "missed" in text:
+        text += f"; still improving: best validation at its last epoch ({_epochs(still_improving_at)})"
+    return text
+
+
+def _verdict(row: Row, f: dict, diffs: list[Difference], nll: float, mle: float | None) -> str:
     if row.kind == "baseline":
         return "" if mle is None else f"{'met' if nll <= mle else 'missed'} (MLE {mle:.4f})"
     pub = row.paper.nll
@@ -314,7 +324,8 @@ def collect(workdir: Path, configs: dict, overrides: dict, mle: float | None) ->
             "test_step": test.get("step"), "published": row.paper.nll, "source": row.paper.source,
             "recipe_source": row.paper.recipe_source,
             "differences": "; ".join(d.text for d in diffs),
-            "verdict": verdict(row, f, diffs, nll, mle), "wall_time_s": outcome.wall_time_s,
+            "verdict": verdict(row, f, diffs, nll, mle, still_improving_at=_still_improving_at(tried)),
+            "wall_time_s": outcome.wall_time_s,
             "device": outcome.device,
             "samples": f"{name}/{chosen}/samples.png" if (workdir / name / chosen / "samples.png").is_file() else "",
             "error": next((t["error"] for t in outcome.tried if t["error"]), None)})
@@ -331,6 +342,14 @@ def _architecture(cfg: dict, f: dict) -> str:
         return f"{f['hidden_layers']} gated layers x {f['hidden_units']} features"
     units = f"{f['hidden_layers']} x {f['hidden_units']:,}"
     return units + ("" if f["direct_connection"] is None else f", direct {'yes' if f['direct_connection'] else 'no'}")
+
+
+def _still_improving_at(tried: dict) -> float | None:
+    """The last epoch, when the run used its whole budget and its best validation was that last one."""
+    e, best = tried.get("epochs"), tried.get("best_epoch")
+    if e is None or best is None or tried.get("stopped_early") or round(best, 1) != round(e, 1):
+        return None
+    return e
 
 
 def _epochs(e: float | None) -> str:

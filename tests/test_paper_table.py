@@ -103,6 +103,12 @@ def test_differences_and_verdicts_follow_the_rule():
     assert any(d.text.startswith("optimizer adam") and "paper adagrad" in d.text for d in diffs)
     assert paper_table.verdict(made, f, diffs, 88.40, None) == "met"
     assert paper_table.verdict(made, f, diffs, 88.41, None) == "missed (+0.01)"
+    assert paper_table.verdict(made, f, diffs, 88.41, None, still_improving_at=40) == \
+        "missed (+0.01); still improving: best validation at its last epoch (40)"
+    assert paper_table.verdict(made, f, diffs, 88.40, None, still_improving_at=40) == "met"
+    assert paper_table._still_improving_at({"epochs": 40.0, "best_epoch": 40.0, "stopped_early": False}) == 40.0
+    assert paper_table._still_improving_at({"epochs": 20.0, "best_epoch": 10.0, "stopped_early": True}) is None
+    assert paper_table._still_improving_at({"epochs": 40.0, "best_epoch": 38.0, "stopped_early": False}) is None
 
     raster = _facts("made_1hl_1mask", **{"model.ordering": "raster"})
     diffs = paper_table.differences(made.paper, raster)
