@@ -142,6 +142,10 @@ ROWS: dict[str, Row] = {r.name: r for r in (
                             "--hlayers 2 --units 500 --lr 0.001 --momentum 0.9 --epochs 200 --batch_size 100")),
     Row("gated_pixelcnn", "Gated PixelCNN (beyond the papers above)", "beyond",
         Paper(81.30, "anchor: the original PixelCNN in van den Oord et al. (2016, PixelRNN), Table 4")),
+    Row("pixelsnail", "PixelSNAIL (beyond the papers above)", "beyond",
+        Paper(78.61, "anchor: pytorch-generative's PixelSNAIL (README results table), on dynamically binarized "
+                     "MNIST (a fresh binarization each epoch, not this static set), a larger model trained longer; "
+                     "the PixelSNAIL paper (Chen et al., 2018) reports no binarized-MNIST figure")),
 )}
 assert set(ROWS) == set(row_configs.ALL_ROWS)
 
@@ -173,6 +177,8 @@ def facts(cfg: dict) -> dict:
         out.update(ordering="resampled", train_masks="per example", eval_masks=m["num_eval_orderings"])
     if name == "gated_pixelcnn":
         out.update(hidden_layers=m["num_layers"], hidden_units=m["num_features"])
+    if name == "pixelsnail":
+        out.update(hidden_layers=m["num_blocks"], hidden_units=m["num_features"])
     if name == "bernoulli":
         out.update(ordering=None)
     batch, n_train = t["batch_size"], (cfg["data"]["train_subset"] or TRAIN_IMAGES)
@@ -340,6 +346,14 @@ def _architecture(cfg: dict, f: dict) -> str:
         return "784 logistic regressions"
     if name == "gated_pixelcnn":
         return f"{f['hidden_layers']} gated layers x {f['hidden_units']} features"
+    if name == "pixelsnail":
+        m = cfg["model"]
+
+        def n(k, word):
+            return f"{m[k]} {word}{'' if m[k] == 1 else 's'}"
+        return (f"{n('num_blocks', 'block')} ({n('num_res_per_block', 'gated residual layer')} + 1 causal "
+                f"attention, {n('num_heads', 'head')}, keys {m['key_features']}, values {m['value_features']}) x "
+                f"{m['num_features']} features")
     units = f"{f['hidden_layers']} x {f['hidden_units']:,}"
     return units + ("" if f["direct_connection"] is None else f", direct {'yes' if f['direct_connection'] else 'no'}")
 

@@ -125,6 +125,13 @@ def test_differences_and_verdicts_follow_the_rule():
         two.paper, sizes=(paper_table.SizeFigure(2, 2000, 32, 90.0, "Fig. X"),)))
     assert paper_table.verdict(sized, f, diffs, 89.9, None).endswith("met the paper's 90.00 for this size (Fig. X)")
 
+    # A beyond-the-papers row is set against its anchor, never called met or missed.
+    snail = paper_table.ROWS["pixelsnail"]
+    f = _facts("pixelsnail")
+    assert (f["hidden_layers"], f["hidden_units"]) == (row_configs.SNAIL_BLOCKS, 32)
+    assert paper_table.verdict(snail, f, paper_table.differences(snail.paper, f), 80.0, None) == \
+        "beyond the papers (+1.39 vs the anchor)"
+
     nade = paper_table.ROWS["nade"]
     f = _facts("nade")
     assert paper_table.differences(nade.paper, f) == []
