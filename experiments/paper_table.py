@@ -228,13 +228,13 @@ def differences(paper: Paper, f: dict) -> list[Difference]:
 
 def verdict(row: Row, f: dict, diffs: list[Difference], nll: float | None, mle: float | None,
             still_improving_at: float | None = None) -> str:
-    """met / missed against the published figure under the rule in the module docstring. A miss by a
-    run whose best validation came at its last epoch (`still_improving_at`, that epoch) says so: its budget, not its
-    model, is the first suspect."""
+    """met / missed against the published figure under the rule in the module docstring. A row
+    short of "met" whose best validation came at its last epoch (`still_improving_at`, that epoch)
+    says so: its budget, not its model, is the first suspect."""
     if nll is None:
         return ""
     text = _verdict(row, f, diffs, nll, mle)
-    if still_improving_at is not None and "missed" in text:
+    if still_improving_at is not None and row.kind != "baseline" and text != "met":
         text += f"; still improving: best validation at its last epoch ({_epochs(still_improving_at)})"
     return text
 

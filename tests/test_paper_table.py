@@ -121,6 +121,8 @@ def test_differences_and_verdicts_follow_the_rule():
     assert [d.text for d in diffs if d.kind == "smaller"] == ["units 2,000 (paper 8,000)"]
     assert paper_table.verdict(two, f, diffs, 80.0, None).startswith(
         "smaller than the paper: units 2,000 (paper 8,000); no paper figure for this size")
+    assert paper_table.verdict(two, f, diffs, 80.0, None, still_improving_at=70).endswith(
+        "; still improving: best validation at its last epoch (70)")
     sized = paper_table.Row(two.name, two.label, "paper", paper_table.dataclasses.replace(
         two.paper, sizes=(paper_table.SizeFigure(2, 2000, 32, 90.0, "Fig. X"),)))
     assert paper_table.verdict(sized, f, diffs, 89.9, None).endswith("met the paper's 90.00 for this size (Fig. X)")
