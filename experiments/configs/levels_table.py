@@ -83,9 +83,9 @@ def _gated(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     config.model.head_features = 64                  # 1x1 ReLU layer before the outputs (256 logits / 3M terms)
     config.optim.learning_rate = 2e-3                # peak step
     config.optim.warmup_steps = 200                  # linear warm-up
-    config.train.num_steps = 5000                    # 6.4 epochs of 50,000 at batch 64 (~0.45-0.55 s a step on 2 cores)
-    config.train.eval_every = 1000                   # a validation pass every 1.3 epochs (~20 s)
-    config.train.checkpoint_every = 1000             # also at every validation and at the end
+    config.train.num_steps = GATED_STEPS             # sized from its step time (see GATED_STEPS)
+    config.train.eval_every = 500                    # a validation pass every 0.64 epochs (~26 s)
+    config.train.checkpoint_every = 500              # also at every validation and at the end
     return config
 
 
@@ -111,8 +111,8 @@ def pixelcnn_pp() -> ml_collections.ConfigDict:
     config.optim.warmup_steps = 200                  # linear warm-up
     config.train.batch_size = 32                     # images per step (39.6 GFLOP a step)
     config.train.num_steps = PIXELCNN_PP_STEPS       # sized from its step time (see PIXELCNN_PP_STEPS)
-    config.train.eval_every = 1000                   # validation passes (~80 s each)
-    config.train.checkpoint_every = 1000             # checkpoints
+    config.train.eval_every = 500                    # validation passes (~46 s each)
+    config.train.checkpoint_every = 500              # checkpoints
     return config
 
 
@@ -129,8 +129,8 @@ def pixelsnail() -> ml_collections.ConfigDict:
     config.optim.learning_rate = 1e-3                # peak step
     config.optim.warmup_steps = 200                  # linear warm-up
     config.train.num_steps = PIXELSNAIL_STEPS        # sized from its step time (see PIXELSNAIL_STEPS)
-    config.train.eval_every = 1000                   # validation passes
-    config.train.checkpoint_every = 1000             # checkpoints
+    config.train.eval_every = 400                    # validation passes (~48 s each)
+    config.train.checkpoint_every = 400              # checkpoints
     return config
 
 
@@ -182,14 +182,19 @@ def colour_pixelcnn_pp() -> ml_collections.ConfigDict:
     return config
 
 
-# Step budgets from XLA's FLOP count and a few timed steps on the 2-core CPU (loaded by other jobs,
-# scaled by the Gated PixelCNN's known quiet step): each row's candidates, validation passes, the
-# two sample grids (784 sequential forward passes for a model without a cached sampler) and the
-# test scoring (11 passes over 10,000 images: given the class and the 10-class marginal) fit the hour.
-PIXELCNN_PP_STEPS = 2000     # 1.3 epochs at batch 32, ~0.8-1 s a step (39.6 GFLOP; no cached sampler: its grids
-                             # and the 11 test passes take ~25 of the row's 60 minutes)
-PIXELSNAIL_STEPS = 2500      # 3.2 epochs at batch 64, ~0.8 s a step (31.5 GFLOP; the attention is memory-bound)
-COLOUR_STEPS = 1000          # at most 76 epochs of 421 patches at batch 32 (each candidate; early stopping)
+# Step budgets, sized so that the whole table (four MNIST rows, two colour rows of two candidates)
+# finishes in one ~2-hour sitting on the 2-core CPU, not the 60 minutes a row may take: a fresh
+# machine keeps no runs/ between sessions. Quiet step times and evaluation rates measured by
+# experiments/benchmark.py (--steps=8..10 --sampling=false) on the 2-core Intel Xeon (AVX-512, KVM),
+# 2026-12-04: gated 0.76 s a step at batch 64 and 383 images/s evaluated; pixelcnn_pp 0.59 s at
+# batch 32, 218 images/s; pixelsnail 0.83 s at batch 64, 207 images/s; colour_gated 0.64 s and
+# colour_pixelcnn_pp 0.83 s at batch 32. Fixed costs per MNIST row: the test scoring is 11 passes
+# over 10,000 images (given the class, and the 10 classes of the marginal: 5-9 minutes) and the two
+# sample grids (90 images, 784 sequential passes without a cached sampler: up to ~5 minutes).
+GATED_STEPS = 1000           # 1.3 epochs at batch 64, ~13 minutes of training
+PIXELCNN_PP_STEPS = 1000     # 0.64 epochs at batch 32, ~10 minutes of training
+PIXELSNAIL_STEPS = 800       # 1.0 epoch at batch 64, ~11 minutes of training
+COLOUR_STEPS = 300           # at most 23 epochs of 421 patches at batch 32 (each candidate; early stopping)
 
 _BUILDERS = {name: globals()[name] for name in ALL_ROWS}
 
