@@ -6,7 +6,8 @@
     [--write_readme]      also rewrite README.md's block between <!-- levels_table:begin --> and
                           <!-- levels_table:end --> with this table, and copy each finished row's
                           class-conditional sample grid to docs/levels_table/<row>.png (linked from
-                          it); refused for a smoke table
+                          it) and its record (tried.csv, test.json, the candidates' results, no
+                          checkpoints) to docs/levels_table/records/<row>/; refused for a smoke table
     [--manual_dir=DIR]    where the four MNIST IDX files are (default: ../shared/data/mnist beside
                           the repository)
     [--data_dir=DIR]      tfds data_dir for the prepared mnist (default: <workdir>/tfds)
@@ -23,6 +24,8 @@ every row, with validation bits/dim); the candidate of
 lowest validation NLL is chosen and its best-validation checkpoint alone is scored on the test
 split, once (<workdir>/<row>/test.json). The same command again skips what is finished and
 resumes an interrupted candidate from its latest checkpoint; wall time adds up over launches.
+A row the workdir lacks is first restored from its record in docs/levels_table/records/ (a fresh
+clone's --report_only --write_readme rewrites the README block without training anything).
 A row whose model is not in dgm_jax.models.REGISTRY is reported as such and not trained.
 
 The report, levels_table.md / .csv, gives per row: the model and likelihood, parameters, the
@@ -55,6 +58,7 @@ FLAGS = flags.FLAGS
 DEFAULT_MANUAL_DIR = str(REPO.parent / "shared" / "data" / "mnist")
 README = REPO / "README.md"
 GRIDS_DIR = REPO / "docs" / "levels_table"
+RECORDS_DIR = GRIDS_DIR / "records"    # finished rows' records (table_kit.archive_row): no checkpoints
 BLOCK = "levels_table"
 COMMAND = "python experiments/levels_table.py --workdir=runs/levels_table --write_readme"
 TRAIN_IMAGES = {"mnist": 50_000, "colour": 421}   # training images of a section's full data (epochs)
@@ -270,11 +274,13 @@ def write_report(rows: list[dict], workdir: Path, smoke: bool, tried: list[dict]
     (workdir / "levels_table.md").write_text(markdown(rows, smoke=smoke))
 
 
-def publish(rows: list[dict], workdir: Path, readme: Path, grids_dir: Path) -> None:
-    """Copies each finished row's sample grid to grids_dir/<row>.png and rewrites README's block
-    (links relative to the README's folder)."""
+def publish(rows: list[dict], workdir: Path, readme: Path, grids_dir: Path, records_dir: Path | None = None) -> None:
+    """Copies each finished row's sample grid to grids_dir/<row>.png and its record to records_dir/<row>/
+    (if given), and rewrites README's block (links relative to the README's folder)."""
     grids = {}
     for r in rows:
+        if r["status"] == "done" and records_dir is not None:
+            table_kit.archive_row(workdir / r["row"], records_dir)
         if r["status"] == "done" and r["samples"]:
             grids_dir.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(workdir / r["samples"], grids_dir / f"{r['row']}.png")
@@ -285,10 +291,13 @@ def publish(rows: list[dict], workdir: Path, readme: Path, grids_dir: Path) -> N
 
 def run_table(workdir, *, rows=(), smoke: bool = False, report_only: bool = False,
               manual_dir: str = DEFAULT_MANUAL_DIR, data_dir: str = "", readme: str | Path | None = None,
-              grids_dir: str | Path = GRIDS_DIR, in_process: bool = False, on_event=print) -> list[dict]:
+              grids_dir: str | Path = GRIDS_DIR, records_dir: str | Path | None = None, in_process: bool = False,
+              on_event=print) -> list[dict]:
     """Trains what is unfinished of the rows (all, or `rows`), then writes levels_table.md / .csv (and,
     given `readme`, that file's levels_table block and the grids in grids_dir); returns the table's
-    rows (every row of ALL_ROWS). in_process: candidates train in this process, not in children (tests)."""
+    rows (every row of ALL_ROWS). records_dir: rows the workdir lacks are restored from their records
+    there, and given `readme` the finished rows are recorded there (table_kit.archive_row).
+    in_process: candidates train in this process, not in children (tests)."""
     unknown = sorted(set(rows) - set(row_configs.ALL_ROWS))
     if unknown:
         raise TableError(f"unknown rows {unknown}; valid: {', '.join(row_configs.ALL_ROWS)}")
@@ -308,6 +317,8 @@ def run_table(workdir, *, rows=(), smoke: bool = False, report_only: bool = Fals
     if not smoke and not report_only and any(row_configs.SECTION[r] == "mnist" for r in todo):
         check_data(manual_dir, data_dir)
     info_path, info = table_kit.open_table(workdir, "levels_table.json", smoke, row_configs.ALL_ROWS)
+    if records_dir is not None:
+        table_kit.restore_rows(workdir, records_dir, configs, on_event)
 
     if not report_only:
         for name in todo:                      # every row checked before any trains
@@ -329,14 +340,14 @@ def run_table(workdir, *, rows=(), smoke: bool = False, report_only: bool = Fals
     table = collect(workdir, configs, overrides)
     write_report(table, workdir, smoke, tried_everywhere(workdir, configs, overrides))
     if readme is not None:
-        publish(table, workdir, Path(readme), Path(grids_dir))
+        publish(table, workdir, Path(readme), Path(grids_dir), None if records_dir is None else Path(records_dir))
     return table
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    table_kit.table_main("levels_table", run_table, FLAGS, README)
+    table_kit.table_main("levels_table", run_table, FLAGS, README, RECORDS_DIR)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,9 @@
     [--smoke]             seconds-long budgets on embedded data (the test suite runs this)
     [--report_only]       train nothing; rewrite paper_table.md / .csv from the workdir
     [--write_readme]      also rewrite README.md's table block (between <!-- paper_table:begin -->
-                          and <!-- paper_table:end -->) with this table; refused for a smoke table
+                          and <!-- paper_table:end -->) with this table and record each finished
+                          row (tried.csv, test.json, the candidates' results, no checkpoints) in
+                          docs/paper_table/records/<row>/; refused for a smoke table
     [--manual_dir=DIR]    where the Larochelle & Murray .amat files are
                           (default: ../shared/data/binarized_mnist beside the repository)
 
@@ -15,6 +17,9 @@ lists every candidate with its settings, validation NLL, steps and wall time; th
 lowest validation NLL is chosen, and its best checkpoint alone is scored on the 10,000 test
 images, once (<workdir>/<row>/test.json). The same command again skips what is finished and
 resumes an interrupted candidate from its latest checkpoint; wall time adds up over launches.
+A row the workdir lacks is first restored from its record in docs/paper_table/records/, so the
+table can be finished over several sessions and a fresh clone's --report_only --write_readme
+rewrites the README block without training.
 
 The report, paper_table.md / .csv, states per row the model and recipe that produced its
 figure (architecture, orderings, masks at training and evaluation, optimizer and prior,
@@ -47,6 +52,7 @@ from experiments.table_kit import TableError  # noqa: E402,F401 - re-exported: c
 FLAGS = flags.FLAGS
 DEFAULT_MANUAL_DIR = str(REPO.parent / "shared" / "data" / "binarized_mnist")
 README = REPO / "README.md"
+RECORDS_DIR = REPO / "docs" / "paper_table" / "records"   # finished rows' records (table_kit.archive_row)
 BLOCK = "paper_table"
 TRAIN_IMAGES = 50_000
 COMMAND = "python experiments/paper_table.py --workdir=runs/paper_table --write_readme"
@@ -428,10 +434,12 @@ def readme_block(rows: list[dict]) -> str:
 
 def run_table(workdir, *, rows=(), smoke: bool = False, report_only: bool = False,
               manual_dir: str = DEFAULT_MANUAL_DIR, data_dir: str = "", readme: str | Path | None = None,
-              in_process: bool = False, on_event=print) -> list[dict]:
+              records_dir: str | Path | None = None, in_process: bool = False, on_event=print) -> list[dict]:
     """Trains what is unfinished of the rows (all, or `rows`), then writes paper_table.md / .csv (and,
     given `readme`, that file's paper_table block); returns the table's rows (every row, finished or
-    not). in_process: candidates train in this process, not in children (tests)."""
+    not). records_dir: rows the workdir lacks are restored from their records there, and given `readme`
+    the finished rows are recorded there. in_process: candidates train in this process, not in children
+    (tests)."""
     from dgm_jax import rundir
 
     unknown = sorted(set(rows) - set(row_configs.ROWS))
@@ -447,6 +455,8 @@ def run_table(workdir, *, rows=(), smoke: bool = False, report_only: bool = Fals
     if not smoke and not report_only:
         check_data(manual_dir, data_dir)
     info_path, info = table_kit.open_table(workdir, "paper_table.json", smoke, row_configs.ROWS)
+    if records_dir is not None:
+        table_kit.restore_rows(workdir, records_dir, configs, on_event)
 
     if not report_only:
         for name in todo:                      # every row checked before any trains
@@ -468,6 +478,10 @@ def run_table(workdir, *, rows=(), smoke: bool = False, report_only: bool = Fals
     table = collect(workdir, configs, overrides, mle)
     write_report(table, workdir, smoke)
     if readme is not None:
+        if records_dir is not None:
+            for r in table:
+                if r["status"] == "done":
+                    table_kit.archive_row(workdir / r["row"], records_dir)
         table_kit.write_block(readme, BLOCK, readme_block(table))
     return table
 
@@ -475,7 +489,7 @@ def run_table(workdir, *, rows=(), smoke: bool = False, report_only: bool = Fals
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    table_kit.table_main("paper_table", run_table, FLAGS, README)
+    table_kit.table_main("paper_table", run_table, FLAGS, README, RECORDS_DIR)
 
 
 if __name__ == "__main__":

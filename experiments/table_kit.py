@@ -11,6 +11,14 @@ validation only. A row's directory holds
     <row_dir>/test.json        the test NLL of the chosen candidate's best-validation checkpoint,
                                scored once, after every candidate finished
 
+A finished row's record (tried.csv, test.json and each candidate's sweep_member.json,
+results.json, config.json, run_info.json, metrics.jsonl and sample grids; no checkpoints,
+a few hundred KB) is copied into the repository (docs/<table>/records/<row>/) when the
+README block is written, and copied back into a workdir that lacks the row: a fresh
+clone regenerates the README's table, and a later session adds rows, without retraining
+what has been scored. A record whose configs no longer match the row's is not restored
+(the row trains anew and its new record replaces the old one when published).
+
 The chosen candidate is the finished one with the lowest best-validation NLL (a tie:
 the one listed first). Once test.json exists the row's grid is closed: a candidate
 added, removed or changed is refused (TableError), so that a test score of a run
@@ -24,6 +32,8 @@ API (all paths are pathlib.Path or str):
                                             rewrites tried.csv, chooses, scores the test split once;
                                             returns a RowOutcome; resumable, like the runs themselves
     read_row(row_dir, configs, ...)         the RowOutcome of what row_dir holds (trains nothing)
+    archive_row(row_dir, records_dir)       copies a finished row's record to records_dir/<row>/
+    restore_rows(workdir, records_dir, configs)  copies the records of rows workdir lacks into it
     run_child(args)                         this file as a child process (SIGTERM / SIGINT passed on)
     open_table(workdir, info_name, smoke, rows)  makes the table's directory, records smoke / rows
     table_main(prog, run_table, flags, readme)  a table script's command line (flags, exit codes, report)
@@ -45,6 +55,7 @@ import dataclasses
 import json
 import os
 import platform
+import shutil
 import signal
 import subprocess
 import sys
@@ -294,6 +305,67 @@ def run_row(row_dir, configs: Mapping[str, dict], overrides: Mapping[str, Mappin
 
 
 # ---------------------------------------------------------------------------
+# A finished row's record, kept in the repository.
+
+RECORD_ROW_FILES = (TRIED_CSV, TEST_JSON)
+RECORD_CANDIDATE_FILES = ("sweep_member.json", "results.json", "config.json", "run_info.json", "metrics.jsonl",
+                          "samples.png", "samples_by_class.png")
+
+
+def archive_row(row_dir, records_dir) -> Path:
+    """Copies the record of the finished row in row_dir (its test.json must exist) to
+    records_dir/<row>/, replacing an older record of that row; returns that directory."""
+    row_dir = Path(row_dir)
+    test = read_test(row_dir)
+    if test is None:
+        raise TableError(f"{row_dir} has no {TEST_JSON}: only a finished row has a record")
+    dest = Path(records_dir) / row_dir.name
+    tmp = dest.with_name(dest.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for name in RECORD_ROW_FILES:
+        shutil.copyfile(row_dir / name, tmp / name)
+    for cand in test["candidates"]:
+        (tmp / cand).mkdir()
+        for name in RECORD_CANDIDATE_FILES:
+            if (row_dir / cand / name).is_file():
+                shutil.copyfile(row_dir / cand / name, tmp / cand / name)
+    old = dest.with_name(dest.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if dest.exists():
+        os.replace(dest, old)          # the old record stays whole until the new one is in place
+    os.replace(tmp, dest)
+    shutil.rmtree(old, ignore_errors=True)
+    return dest
+
+
+def restore_rows(workdir, records_dir, configs: Mapping[str, Mapping[str, dict]],
+                 on_event: Callable[[str], None] = print) -> list[str]:
+    """For each row of `configs` ({row: {candidate: config dict}}) that workdir does not hold at all,
+    copies its record from records_dir when the record is for exactly these candidates and configs;
+    returns the rows restored. A row that workdir holds, even partly, is never touched."""
+    from dgm_jax import sweeps
+    restored = []
+    for row, cands in configs.items():
+        src, dest = Path(records_dir) / row, Path(workdir) / row
+        test = read_test(src)
+        if test is None or dest.exists():
+            continue
+        if list(test["candidates"]) != list(cands) or any(
+                not sweeps.is_finished(src / name, cfg) for name, cfg in cands.items()):
+            on_event(f"{row}: the record in {src} is for other candidates or configs; the row trains anew "
+                     "(publishing it replaces that record)")
+            continue
+        tmp = dest.with_name(dest.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(src, tmp)
+        os.replace(tmp, dest)
+        on_event(f"{row}: restored from its record in {src} (trained and scored in an earlier session)")
+        restored.append(row)
+    return restored
+
+
+# ---------------------------------------------------------------------------
 # What the children run (also called in-process by run_row(in_process=True)).
 
 def train_candidate(cand_dir) -> dict:
@@ -365,12 +437,14 @@ def open_table(workdir: Path, info_name: str, smoke: bool, rows: Sequence[str]) 
     return info_path, info
 
 
-def table_main(prog: str, run_table: Callable, flag_values, readme: Path) -> None:
+def table_main(prog: str, run_table: Callable, flag_values, readme: Path, records_dir: Path) -> None:
     """The command line of a table script (paper_table.py, levels_table.py): runs
     run_table(workdir, rows=..., ...) from the script's flags, prints <workdir>/<prog>.md, and exits
     2 on a TableError, PREEMPTED_EXIT_CODE when preempted (the same command resumes), 1 when a
-    row asked for did not finish. The console gets one line per candidate and the warnings; the
-    full log of each candidate (INFO, the libraries' too) goes to <row>/<candidate>/train.log."""
+    row asked for did not finish. A full (not smoke) table restores the rows its workdir lacks from
+    records_dir and, with --write_readme, records its finished rows there. The console gets one line
+    per candidate and the warnings; the full log of each candidate (INFO, the libraries' too) goes to
+    <row>/<candidate>/train.log."""
     from dgm_jax import distributed, sweeps
     from dgm_jax.train import Preempted
     sweeps.quiet_console()
@@ -378,6 +452,7 @@ def table_main(prog: str, run_table: Callable, flag_values, readme: Path) -> Non
     try:
         table = run_table(f.workdir, rows=f.rows, smoke=f.smoke, report_only=f.report_only,
                           manual_dir=f.manual_dir, data_dir=f.data_dir, readme=readme if f.write_readme else None,
+                          records_dir=None if f.smoke else records_dir,
                           on_event=lambda line: print(line, flush=True))
     except TableError as e:
         print(f"{prog}: {e}", file=sys.stderr)

@@ -1,7 +1,7 @@
 """experiments/levels_table.py: the smoke table (embedded 8x8 digits and photo patches) trains the asked
 rows, records every candidate in tried.csv, reads the test split only to score the chosen candidate, once,
-writes both sections with the anchors and a class-conditional grid per row; a rerun does no work; a row
-whose model is not registered is reported as such; missing MNIST is refused by name."""
+writes both sections with the anchors and a class-conditional grid per row; a rerun does no work; a
+published row's record stands for it in a fresh workdir; a row whose model is not registered is reported as such; missing MNIST is refused by name."""
 import csv
 import json
 import math
@@ -97,11 +97,29 @@ def test_smoke_table_selection_test_once_report_and_rerun(tmp_path, monkeypatch)
     # The README block: the grids copied beside it, linked relative to it; a smoke table is refused.
     readme = tmp_path / "README.md"
     readme.write_text("# x\n<!-- levels_table:begin -->\nplaceholder\n<!-- levels_table:end -->\nrest\n")
-    levels_table.publish(table, tmp_path, readme, tmp_path / "docs" / "grids")
+    records = tmp_path / "docs" / "records"
+    levels_table.publish(table, tmp_path, readme, tmp_path / "docs" / "grids", records)
     text = readme.read_text()
     assert "placeholder" not in text and text.endswith("<!-- levels_table:end -->\nrest\n")
     for name in SMOKE_ROWS:
         assert f"[grid](docs/grids/{name}.png)" in text and (tmp_path / "docs" / "grids" / f"{name}.png").is_file()
+
+    # The record (no checkpoints) stands for the row in a workdir that lacks it: a fresh workdir trains
+    # and scores nothing and reports the same table; a record of other configs is not restored.
+    assert not list(records.rglob("checkpoints")) and (records / SMOKE_ROWS[0] / "test.json").is_file()
+    n_scored, events = len(scored), []
+    again = levels_table.run_table(tmp_path / "fresh", rows=SMOKE_ROWS, smoke=True, in_process=True,
+                                   records_dir=records, on_event=events.append)
+    assert len(scored) == n_scored and not any("training" in e or "scoring" in e for e in events)
+    assert again == table and any("restored from its record" in e for e in events)
+    member = next((records / SMOKE_ROWS[0]).glob("*/sweep_member.json"))
+    edited = json.loads(member.read_text())
+    edited["config"]["optim"]["learning_rate"] *= 2
+    member.write_text(json.dumps(edited))
+    events = []
+    levels_table.run_table(tmp_path / "fresh2", rows=SMOKE_ROWS, smoke=True, report_only=True, records_dir=records,
+                           on_event=events.append)
+    assert any("for other candidates or configs" in e for e in events) and not (tmp_path / "fresh2" / SMOKE_ROWS[0]).exists()
     with pytest.raises(levels_table.TableError, match="smoke table is not the table"):
         levels_table.run_table(tmp_path, smoke=True, readme=readme)
 

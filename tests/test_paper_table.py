@@ -49,6 +49,14 @@ def test_smoke_row_selects_on_validation_and_scores_test_once(tmp_path, monkeypa
     assert len(scored) == 1 and not [e for e in events if "training" in e or "resuming" in e or "scoring" in e]
     assert {p: p.read_bytes() for p in before} == before
 
+    # Its record (no checkpoints) stands for the row in a fresh workdir: same entry, nothing trained.
+    records = tmp_path / "records"
+    table_kit.archive_row(row, records)
+    fresh = paper_table.run_table(tmp_path / "fresh", rows=["fvsbn"], smoke=True, in_process=True,
+                                  records_dir=records, on_event=events.append)
+    assert len(scored) == 1 and next(r for r in fresh if r["row"] == "fvsbn") == entry
+    assert not list(records.rglob("checkpoints"))
+
     # Once the test split is scored, the grid is closed; a changed candidate is refused too.
     configs, _ = paper_table.row_candidates("fvsbn", smoke=True, manual_dir="", data_dir="")
     with pytest.raises(table_kit.TableError, match=r"grid is closed"):
