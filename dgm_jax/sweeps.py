@@ -188,10 +188,29 @@ def read_member(member_dir: Path) -> dict | None:
         return None
 
 
+# Keys that say where a run found its data, not what it trained: a run recorded in another clone,
+# workdir or machine (its data prepared at another path) is the same run.
+LOCATION_KEYS = (("data", "data_dir"), ("data", "manual_dir"))
+
+
+def experiment(cfg: dict) -> dict:
+    """The config dict `cfg` without its LOCATION_KEYS: what two runs must share to be the same run."""
+    out = {k: dict(v) if isinstance(v, dict) else v for k, v in cfg.items()}
+    for section, key in LOCATION_KEYS:
+        if isinstance(out.get(section), dict):
+            out[section].pop(key, None)
+    return out
+
+
+def same_experiment(a: dict | None, b: dict | None) -> bool:
+    """Whether config dicts a and b describe the same run (equal but for where the data are)."""
+    return a is not None and b is not None and experiment(a) == experiment(b)
+
+
 def is_finished(member_dir: Path, cfg: dict) -> bool:
-    """Finished = the runner recorded 'done' for exactly this config and results.json is final."""
+    """Finished = the runner recorded 'done' for this config (wherever its data were) and results.json is final."""
     rec = read_member(member_dir)
-    if rec is None or rec.get("status") != "done" or rec.get("config") != cfg:
+    if rec is None or rec.get("status") != "done" or not same_experiment(rec.get("config"), cfg):
         return False
     try:
         results = json.loads((Path(member_dir) / "results.json").read_text())

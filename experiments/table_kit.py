@@ -16,7 +16,8 @@ results.json, config.json, run_info.json, metrics.jsonl and sample grids; no che
 a few hundred KB) is copied into the repository (docs/<table>/records/<row>/) when the
 README block is written, and copied back into a workdir that lacks the row: a fresh
 clone regenerates the README's table, and a later session adds rows, without retraining
-what has been scored. A record whose configs no longer match the row's is not restored
+what has been scored. A record whose configs no longer match the row's (beyond where the data
+lie, sweeps.LOCATION_KEYS: a record made in another clone is the same run) is not restored
 (the row trains anew and its new record replaces the old one when published).
 
 The chosen candidate is the finished one with the lowest best-validation NLL (a tie:
@@ -227,7 +228,8 @@ def check_row(row_dir, configs: Mapping[str, dict]) -> None:
     after its test split was scored."""
     from dgm_jax import sweeps
     row_dir = Path(row_dir)
-    changed = [n for n, cfg in configs.items() if (sweeps.read_member(row_dir / n) or {}).get("config", cfg) != cfg]
+    changed = [n for n, cfg in configs.items()
+               if not sweeps.same_experiment((sweeps.read_member(row_dir / n) or {}).get("config", cfg), cfg)]
     if changed:
         raise TableError(f"the config of candidate(s) {', '.join(changed)} of {row_dir} changed since they were "
                          "trained; move the row's directory away to retrain it, or use another workdir")

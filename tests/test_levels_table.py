@@ -112,8 +112,15 @@ def test_smoke_table_selection_test_once_report_and_rerun(tmp_path, monkeypatch)
                                    records_dir=records, on_event=events.append)
     assert len(scored) == n_scored and not any("training" in e or "scoring" in e for e in events)
     assert again == table and any("restored from its record" in e for e in events)
+    # A record made in another clone (its data prepared and read at other paths) is the same run.
     member = next((records / SMOKE_ROWS[0]).glob("*/sweep_member.json"))
     edited = json.loads(member.read_text())
+    edited["config"]["data"].update(data_dir="/elsewhere/tfds", manual_dir="/elsewhere/data")
+    member.write_text(json.dumps(edited))
+    events = []
+    moved = levels_table.run_table(tmp_path / "fresh3", rows=SMOKE_ROWS, smoke=True, report_only=True,
+                                   records_dir=records, on_event=events.append)
+    assert moved == table and any("restored from its record" in e for e in events)
     edited["config"]["optim"]["learning_rate"] *= 2
     member.write_text(json.dumps(edited))
     events = []

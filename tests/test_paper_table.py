@@ -135,6 +135,17 @@ def test_differences_and_verdicts_follow_the_rule():
         two.paper, sizes=(paper_table.SizeFigure(2, 2000, 32, 90.0, "Fig. X"),)))
     assert paper_table.verdict(sized, f, diffs, 89.9, None).endswith("met the paper's 90.00 for this size (Fig. X)")
 
+    # EoNADE evaluated with fewer orderings than the paper's 128 is set against the authors' own
+    # figure for that many orderings.
+    eo = paper_table.ROWS["eonade"]
+    f = _facts("eonade")
+    diffs = paper_table.differences(eo.paper, f)
+    k = f["eval_masks"]
+    assert [d.text for d in diffs if d.kind != "recipe"] == [f"evaluation masks {k} (paper 128)"]
+    figure = {s.eval_masks: s.nll for s in eo.paper.sizes if (s.hidden_layers, s.hidden_units) == (2, 500)}[k]
+    assert paper_table.verdict(eo, f, diffs, figure + 0.5, None).endswith(f"missed the paper's {figure:.2f} for "
+                                                                          f"this size ({paper_table.EONADE_ORDERINGS})")
+
     # A beyond-the-papers row is set against its anchor, never called met or missed.
     snail = paper_table.ROWS["pixelsnail"]
     f = _facts("pixelsnail")
