@@ -167,26 +167,29 @@ def made_1hl_1mask() -> ml_collections.ConfigDict:
 def made_1hl_32masks() -> ml_collections.ConfigDict:
     # The paper's width, one candidate (no prior, as the paper): each step trains one of the 32
     # masks, so this row needs the epochs more than a grid; a 32-mask validation pass at 8,000
-    # units is ~32 forward passes of the split (~2 minutes on 2 cores), hence every 11 epochs.
-    # A 40-epoch run (2026-12-03, 45 min 51 s) had its best validation at its last epoch, so the
-    # budget's remaining minutes go to epochs: 44.
+    # units is ~32 forward passes of the split. Quiet on the 2-core AMD EPYC (experiments/benchmark.py,
+    # 2026-12-07): 0.163 s a step, a validation pass 70 s, so 36 epochs and 4 validations fit the
+    # hour with the test scoring (~57 minutes). (A 40-epoch run on the faster Xeon, 45 min 51 s,
+    # had its best validation at its last epoch: the row is budget-bound.)
     config = _made(num_hidden=8000, num_hidden_layers=1, num_masks=32)
-    config.train.num_steps = 22_000      # 44 epochs
-    config.train.eval_every = 5500
-    config.train.checkpoint_every = 2750
+    config.train.num_steps = 18_000      # 36 epochs
+    config.train.eval_every = 4500
+    config.train.checkpoint_every = 2250
     config.train.early_stopping_patience = 2
     return config
 
 
 def made_2hl_32masks() -> ml_collections.ConfigDict:
     # The authors' 2 x 8,000 costs ~1 s a step on 2 cores (7 epochs in the hour), so the layers
-    # are 2 x 2,000 (~0.08 s a step). One candidate, no prior: in an earlier pair of 32-mask
-    # runs at this width the L1 prior (3e-5) reached validation 94.74 in 55 epochs, no prior
-    # 93.3 in 40: the model is under-fitted, and the prior does not help it.
+    # are 2 x 2,000: quiet on the 2-core AMD EPYC (2026-12-07) 0.117 s a step and a 32-mask
+    # validation pass 52 s, so 52 epochs and 4 validations fit the hour (~57 minutes with the test).
+    # One candidate, no prior: in an earlier pair of 32-mask runs at this width the L1 prior
+    # (3e-5) reached validation 94.74 in 55 epochs, no prior 93.3 in 40: the model is
+    # under-fitted, and the prior does not help it.
     config = _made(num_hidden=2000, num_hidden_layers=2, num_masks=32)
-    config.train.num_steps = 35_000      # 70 epochs
-    config.train.eval_every = 5000
-    config.train.checkpoint_every = 2500
+    config.train.num_steps = 26_000      # 52 epochs
+    config.train.eval_every = 6500
+    config.train.checkpoint_every = 3250
     config.train.early_stopping_patience = 3
     return config
 
@@ -206,12 +209,13 @@ def eonade() -> ml_collections.ConfigDict:
     config.optim.warmup_steps = 500
     config.optim.grad_clip_norm = 10.0
     config.optim.ema_decay = 0.999
-    # A step (one ordering-agnostic pass per image) is cheap, ~40 ms on 2 cores; each 4-ordering
-    # validation pass ~2 minutes: 80 epochs and 5 validations fit the hour.
-    config.train.num_steps = 40_000      # 80 epochs
+    # A step (one ordering-agnostic pass per image) is cheap: quiet on the 2-core AMD EPYC
+    # (2026-12-07) 0.073 s; a 4-ordering validation pass 155 s. 68 epochs and 4 validations fit
+    # the hour with the test scoring (~56 minutes).
+    config.train.num_steps = 34_000      # 68 epochs
     config.train.log_every = 250
-    config.train.eval_every = 8000
-    config.train.checkpoint_every = 4000
+    config.train.eval_every = 8500
+    config.train.checkpoint_every = 4250
     config.train.early_stopping_patience = 2
     return config
 
@@ -239,7 +243,9 @@ def gated_pixelcnn() -> ml_collections.ConfigDict:
     return config
 
 
-GATED_LAYERS, GATED_FEATURES, GATED_STEPS = 5, 32, 5000
+# Quiet on the 2-core AMD EPYC (2026-12-07): 0.64 s a step at batch 64, a validation pass 27 s:
+# 4,600 steps (5.9 epochs) and 5 validations fit the hour with the samples and the test.
+GATED_LAYERS, GATED_FEATURES, GATED_STEPS = 5, 32, 4600
 
 
 def pixelsnail() -> ml_collections.ConfigDict:
@@ -270,8 +276,9 @@ def pixelsnail() -> ml_collections.ConfigDict:
     return config
 
 
-# 3,000 steps of 64 = 3.8 epochs; see README's paper-table notes for the step time it was sized by.
-SNAIL_BLOCKS, SNAIL_STEPS = 2, 3000
+# Quiet on the 2-core AMD EPYC (2026-12-07): 0.98 s a step at batch 64, a validation pass 60 s:
+# 2,900 steps of 64 (3.7 epochs) and 4 validations fit the hour with the samples and the test.
+SNAIL_BLOCKS, SNAIL_STEPS = 2, 2900
 
 _BUILDERS = {name: globals()[name] for name in ALL_ROWS}
 
