@@ -167,14 +167,15 @@ def made_1hl_1mask() -> ml_collections.ConfigDict:
 def made_1hl_32masks() -> ml_collections.ConfigDict:
     # The paper's width, one candidate (no prior, as the paper): each step trains one of the 32
     # masks, so this row needs the epochs more than a grid; a 32-mask validation pass at 8,000
-    # units is ~32 forward passes of the split. Quiet on the 2-core AMD EPYC (experiments/benchmark.py,
-    # 2026-12-07): 0.163 s a step, a validation pass 70 s, so 36 epochs and 4 validations fit the
-    # hour with the test scoring (~57 minutes). (A 40-epoch run on the faster Xeon, 45 min 51 s,
-    # had its best validation at its last epoch: the row is budget-bound.)
+    # units is ~32 forward passes of the split. On the 2-core AMD EPYC (2026-12-07), quiet: 0.163 s
+    # a step in experiments/benchmark.py, 0.19 s in the training loop (data, EMA, checkpoints), a
+    # validation pass 70 s; so 32 epochs and 4 validations fit the hour with the test scoring
+    # (~57 minutes). (A 40-epoch run on the faster Xeon, 45 min 51 s, had its best validation at
+    # its last epoch: the row is budget-bound.)
     config = _made(num_hidden=8000, num_hidden_layers=1, num_masks=32)
-    config.train.num_steps = 18_000      # 36 epochs
-    config.train.eval_every = 4500
-    config.train.checkpoint_every = 2250
+    config.train.num_steps = 16_000      # 32 epochs
+    config.train.eval_every = 4000
+    config.train.checkpoint_every = 2000
     config.train.early_stopping_patience = 2
     return config
 
