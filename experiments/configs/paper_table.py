@@ -182,15 +182,16 @@ def made_1hl_32masks() -> ml_collections.ConfigDict:
 
 def made_2hl_32masks() -> ml_collections.ConfigDict:
     # The authors' 2 x 8,000 costs ~1 s a step on 2 cores (7 epochs in the hour), so the layers
-    # are 2 x 2,000: quiet on the 2-core AMD EPYC (2026-12-07) 0.117 s a step and a 32-mask
-    # validation pass 52 s, so 52 epochs and 4 validations fit the hour (~57 minutes with the test).
+    # are 2 x 2,000: quiet on the 2-core AMD EPYC (2026-12-07) 0.117 s a step in
+    # experiments/benchmark.py (~0.14 s in the training loop) and a 32-mask validation pass 52 s, so
+    # 44 epochs and 4 validations fit the hour (~56 minutes with the test).
     # One candidate, no prior: in an earlier pair of 32-mask runs at this width the L1 prior
     # (3e-5) reached validation 94.74 in 55 epochs, no prior 93.3 in 40: the model is
     # under-fitted, and the prior does not help it.
     config = _made(num_hidden=2000, num_hidden_layers=2, num_masks=32)
-    config.train.num_steps = 26_000      # 52 epochs
-    config.train.eval_every = 6500
-    config.train.checkpoint_every = 3250
+    config.train.num_steps = 22_000      # 44 epochs
+    config.train.eval_every = 5500
+    config.train.checkpoint_every = 2750
     config.train.early_stopping_patience = 3
     return config
 
@@ -211,12 +212,13 @@ def eonade() -> ml_collections.ConfigDict:
     config.optim.grad_clip_norm = 10.0
     config.optim.ema_decay = 0.999
     # A step (one ordering-agnostic pass per image) is cheap: quiet on the 2-core AMD EPYC
-    # (2026-12-07) 0.073 s; a 4-ordering validation pass 155 s. 68 epochs and 4 validations fit
-    # the hour with the test scoring (~56 minutes).
-    config.train.num_steps = 34_000      # 68 epochs
+    # (2026-12-07) 0.073 s in experiments/benchmark.py (~0.085 s in the training loop); a
+    # 4-ordering validation pass 155 s. 60 epochs and 4 validations fit the hour with the test
+    # scoring (~57 minutes).
+    config.train.num_steps = 30_000      # 60 epochs
     config.train.log_every = 250
-    config.train.eval_every = 8500
-    config.train.checkpoint_every = 4250
+    config.train.eval_every = 7500
+    config.train.checkpoint_every = 3750
     config.train.early_stopping_patience = 2
     return config
 
@@ -244,9 +246,10 @@ def gated_pixelcnn() -> ml_collections.ConfigDict:
     return config
 
 
-# Quiet on the 2-core AMD EPYC (2026-12-07): 0.64 s a step at batch 64, a validation pass 27 s:
-# 4,600 steps (5.9 epochs) and 5 validations fit the hour with the samples and the test.
-GATED_LAYERS, GATED_FEATURES, GATED_STEPS = 5, 32, 4600
+# Quiet on the 2-core AMD EPYC (2026-12-07): 0.64 s a step at batch 64 (experiments/benchmark.py), a
+# validation pass 27 s: 4,400 steps (5.6 epochs) and 5 validations fit the hour with the samples and
+# the test.
+GATED_LAYERS, GATED_FEATURES, GATED_STEPS = 5, 32, 4400
 
 
 def pixelsnail() -> ml_collections.ConfigDict:
@@ -277,9 +280,10 @@ def pixelsnail() -> ml_collections.ConfigDict:
     return config
 
 
-# Quiet on the 2-core AMD EPYC (2026-12-07): 0.98 s a step at batch 64, a validation pass 60 s:
-# 2,900 steps of 64 (3.7 epochs) and 4 validations fit the hour with the samples and the test.
-SNAIL_BLOCKS, SNAIL_STEPS = 2, 2900
+# Quiet on the 2-core AMD EPYC (2026-12-07): 0.98 s a step at batch 64 (experiments/benchmark.py), a
+# validation pass 60 s: 2,800 steps of 64 (3.6 epochs) and 4 validations fit the hour with the
+# samples and the test.
+SNAIL_BLOCKS, SNAIL_STEPS = 2, 2800
 
 _BUILDERS = {name: globals()[name] for name in ALL_ROWS}
 
