@@ -129,8 +129,8 @@ def pixelsnail() -> ml_collections.ConfigDict:
     config.optim.learning_rate = 1e-3                # peak step
     config.optim.warmup_steps = 200                  # linear warm-up
     config.train.num_steps = PIXELSNAIL_STEPS        # sized from its step time (see PIXELSNAIL_STEPS)
-    config.train.eval_every = 700                    # validation passes (~48 s each)
-    config.train.checkpoint_every = 700              # checkpoints
+    config.train.eval_every = 575                    # validation passes (~60 s each)
+    config.train.checkpoint_every = 575              # checkpoints
     return config
 
 
@@ -193,10 +193,12 @@ def colour_pixelcnn_pp() -> ml_collections.ConfigDict:
 # sample grids (90 images, 784 sequential passes without a cached sampler: up to ~5 minutes).
 GATED_STEPS = 1000           # 1.3 epochs at batch 64, ~13 minutes of training
 PIXELCNN_PP_STEPS = 1000     # 0.64 epochs at batch 32, ~10 minutes of training
-# PixelSNAIL's row has the full hour: its 800-step run (2026-12-04, AMD EPYC: 0.87 s a step, 537 s
-# of test scoring, 22 min 7 s in all) drew only stroke fragments. Since finished rows are kept in
-# docs/levels_table/records, a row may take its hour in a sitting of its own.
-PIXELSNAIL_STEPS = 2800      # 3.6 epochs at batch 64, ~41 minutes of training (+ 4 validations, test: ~53 min)
+# PixelSNAIL's row has the full hour: its 800-step run (2026-12-04, AMD EPYC, 537 s of test scoring,
+# 22 min 7 s in all) drew only stroke fragments. Since finished rows are kept in
+# docs/levels_table/records, a row may take its hour in a sitting of its own. Its training loop ran
+# at 1.04 s a step on 2026-12-07 (AMD EPYC, quiet), so 2,300 steps (~40 minutes), 4 validations
+# (~4), the test scoring (~10) and the grids fit the hour.
+PIXELSNAIL_STEPS = 2300      # 2.9 epochs at batch 64
 COLOUR_STEPS = 300           # at most 23 epochs of 421 patches at batch 32 (each candidate; early stopping)
 
 _BUILDERS = {name: globals()[name] for name in ALL_ROWS}
