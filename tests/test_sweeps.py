@@ -139,3 +139,45 @@ def test_a_preempted_member_is_not_failed_and_stops_the_sweep(tmp_path, monkeypa
     rec = sweeps.read_member(tmp_path / "m")
     assert rec["status"] == "preempted" and "error" not in rec and rec["launches"] == 1
     assert not sweeps.is_finished(tmp_path / "m", cfg)
+
+
+def test_a_killed_launch_still_counts_in_the_wall_time(tmp_path, monkeypatch):
+    """A launch killed before it could record its time (its record still says 'running') is counted
+    by the next launch: from when it wrote its record (launch_started, or the record file's time for
+    older records) to its last write in the member's directory; a launch that ended properly adds
+    nothing more."""
+    import os
+    import time
+    import dgm_jax
+    from dgm_jax import rundir, sweeps
+    from dgm_jax.train import Preempted
+    from experiments.configs import pixelcnn
+
+    def preempted(cfg, workdir):
+        raise Preempted("Pre-empted (SIGTERM): saved a checkpoint at step 7", 7)
+
+    monkeypatch.setattr(dgm_jax, "train_and_evaluate", preempted)
+    cfg = sweeps.resolved(pixelcnn.get_config("tiny"))
+    now = time.time()
+    for old_record in (False, True):
+        d = tmp_path / f"m{int(old_record)}"
+        d.mkdir()
+        killed = {"name": "m", "status": "running", "wall_time_s": 500.0, "launches": 2}
+        if not old_record:
+            killed["launch_started"] = now - 1000
+        rundir.write_json_atomic(d / sweeps.MEMBER_FILE, killed)
+        os.utime(d / sweeps.MEMBER_FILE, (now - 1000, now - 1000))
+        (d / "train.log").write_text("the killed launch's last line\n")
+        os.utime(d / "train.log", (now - 300, now - 300))
+        with pytest.raises(Preempted):
+            sweeps.run_member("m", {}, cfg, str(d), log_to_file=False)
+        rec = sweeps.read_member(d)
+        assert rec["launches"] == 3 and rec["killed_launches"] == 1
+        assert 500 + 700 <= rec["wall_time_s"] < 500 + 700 + 60, rec["wall_time_s"]
+        # The pre-empted launch recorded its own time: the next launch adds none for it.
+        os.utime(d / "train.log", (now + 5000, now + 5000))
+        before = rec["wall_time_s"]
+        with pytest.raises(Preempted):
+            sweeps.run_member("m", {}, cfg, str(d), log_to_file=False)
+        rec = sweeps.read_member(d)
+        assert rec["killed_launches"] == 1 and before <= rec["wall_time_s"] < before + 60
