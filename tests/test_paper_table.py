@@ -143,8 +143,8 @@ def test_differences_and_verdicts_follow_the_rule():
     k = f["eval_masks"]
     assert [d.text for d in diffs if d.kind != "recipe"] == [f"evaluation masks {k} (paper 128)"]
     figure = {s.eval_masks: s.nll for s in eo.paper.sizes if (s.hidden_layers, s.hidden_units) == (2, 500)}[k]
-    assert paper_table.verdict(eo, f, diffs, figure + 0.5, None).endswith(f"missed the paper's {figure:.2f} for "
-                                                                          f"this size ({paper_table.EONADE_ORDERINGS})")
+    assert paper_table.verdict(eo, f, diffs, figure + 0.5, None).endswith(
+        f"missed the paper's {figure:.2f} for this size by +0.50 ({paper_table.EONADE_ORDERINGS})")
 
     # A beyond-the-papers row is set against its anchor, never called met or missed.
     snail = paper_table.ROWS["pixelsnail"]
