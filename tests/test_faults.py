@@ -360,8 +360,8 @@ def _kill(run: Child, sig, kind: str, rng: random.Random, resumed_at: int, start
     return None
 
 
-def test_twelve_kills_and_a_full_disk_then_bitwise_resume(tmp_path, server, reference):
-    """12 kills, SIGKILL and SIGTERM alternating, of launches of one run: in turn at a random time
+def test_eight_kills_and_a_full_disk_then_bitwise_resume(tmp_path, server, reference):
+    """8 kills, SIGKILL and SIGTERM alternating, of launches of one run: in turn at a random time
     (start-up, restore, training, evaluation, the final report), during a random checkpoint write, and
     right after a random logged step; in between, a launch whose disk is full. The same command then
     finishes with parameters, optimizer state and EMA bitwise equal to the uninterrupted run. (The seed
@@ -371,7 +371,7 @@ def test_twelve_kills_and_a_full_disk_then_bitwise_resume(tmp_path, server, refe
     wd = tmp_path / "run"
     slow = dict(step_delay=0.04)
     moments, kills, startups, full_disk = [], 0, [1.0], False
-    while kills < 12:
+    while kills < 8:
         assert len(moments) < 30, f"seed {seed}: {moments}"
         sig = (signal.SIGKILL, signal.SIGTERM)[kills % 2]
         kind = ("time", "write", "step")[len(moments) % 3]
