@@ -234,9 +234,9 @@ def _split_nll(workdir: Path, which: str, ds) -> float:
     return float(-np.concatenate(lp).astype(np.float64).mean())
 
 
-def killed_launch_time(member_dir: Path, prev: dict) -> float:
+def killed_launch_time(member_dir: Path, prev: dict) -> float | None:
     """Seconds the previous launch of a member ran, when it was killed before recording them (its record
-    still says 'running': SIGKILL, a lost machine, a session's end); 0 otherwise.
+    still says 'running': SIGKILL, a lost machine, a session's end); None when it recorded them itself.
 
     The launch began when it wrote that record (its `launch_started`, or the record file's time for
     records older than that field) and was last seen at the newest write in the member's directory
@@ -245,7 +245,7 @@ def killed_launch_time(member_dir: Path, prev: dict) -> float:
     """
     member_dir = Path(member_dir)
     if prev.get("status") != "running":
-        return 0.0
+        return None
     record_file = member_dir / MEMBER_FILE
     started = prev.get("launch_started") or record_file.stat().st_mtime
     last = max((f.stat().st_mtime for f in member_dir.rglob("*") if f.is_file() and f != record_file),
@@ -275,11 +275,12 @@ def run_member(name: str, overrides: dict, cfg: dict, member_dir: str, log_to_fi
         root.addHandler(handler)
         root.setLevel(min(level, logging.INFO) if level != logging.NOTSET else logging.INFO)
     prev = read_member(member_dir) or {}
+    killed = killed_launch_time(member_dir, prev)
     t0 = time.time()
     rec = {"name": name, "overrides": _jsonable(overrides), "config": cfg, "status": "running",
-           "wall_time_s": float(prev.get("wall_time_s", 0.0)) + killed_launch_time(member_dir, prev),
+           "wall_time_s": float(prev.get("wall_time_s", 0.0)) + (killed or 0.0),
            "launches": int(prev.get("launches", 0)) + 1,
-           "killed_launches": int(prev.get("killed_launches", 0)) + (prev.get("status") == "running"),
+           "killed_launches": int(prev.get("killed_launches", 0)) + (killed is not None),
            "launch_started": t0}
     rundir.write_json_atomic(member_dir / MEMBER_FILE, rec)
     try:

@@ -270,9 +270,9 @@ def _verdict(row: Row, f: dict, diffs: list[Difference], nll: float, mle: float 
                 == (f["hidden_layers"], f["hidden_units"], f["eval_masks"])]
         if same:
             s = same[0]
-            gap = "" if nll <= s.nll else f" by {nll - s.nll:+.2f}"
-            verdict = "met" if nll <= s.nll else "missed"
-            return text + f"; {verdict} the paper's {s.nll:.2f} for this size{gap} ({s.where})"
+            if nll <= s.nll:
+                return text + f"; met the paper's {s.nll:.2f} for this size ({s.where})"
+            return text + f"; missed the paper's {s.nll:.2f} for this size by {nll - s.nll:+.2f} ({s.where})"
         return text + f"; no paper figure for this size; {nll - pub:+.2f} vs the paper's model"
     return "met" if nll <= pub else f"missed ({nll - pub:+.2f})"
 
