@@ -83,19 +83,21 @@ def _gated(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     config.model.head_features = 64                  # 1x1 ReLU layer before the outputs (256 logits / 3M terms)
     config.optim.learning_rate = 2e-3                # peak step
     config.optim.warmup_steps = 200                  # linear warm-up
-    config.train.num_steps = GATED_STEPS             # sized from its step time (see GATED_STEPS)
     config.train.eval_every = 500                    # a validation pass every 0.64 epochs (~26 s)
     config.train.checkpoint_every = 500              # also at every validation and at the end
     return config
 
 
 def gated_categorical() -> ml_collections.ConfigDict:
-    return _gated(_mnist("gated_pixelcnn", "categorical"))   # softmax over the 256 levels of each pixel
+    config = _gated(_mnist("gated_pixelcnn", "categorical"))   # softmax over the 256 levels of each pixel
+    config.train.num_steps = GATED_CATEGORICAL_STEPS # sized from its step time (see GATED_CATEGORICAL_STEPS)
+    return config
 
 
 def gated_logistic() -> ml_collections.ConfigDict:
     config = _gated(_mnist("gated_pixelcnn", "discretized_logistic_mixture"))
     config.model.num_mixtures = 5                    # M logistic components per pixel (15 outputs a pixel)
+    config.train.num_steps = GATED_LOGISTIC_STEPS    # sized from its step time (see GATED_LOGISTIC_STEPS)
     return config
 
 
@@ -191,7 +193,12 @@ def colour_pixelcnn_pp() -> ml_collections.ConfigDict:
 # colour_pixelcnn_pp 0.83 s at batch 32. Fixed costs per MNIST row: the test scoring is 11 passes
 # over 10,000 images (given the class, and the 10 classes of the marginal: 5-9 minutes) and the two
 # sample grids (90 images, 784 sequential passes without a cached sampler: up to ~5 minutes).
-GATED_STEPS = 1000           # 1.3 epochs at batch 64, ~13 minutes of training
+GATED_LOGISTIC_STEPS = 1000  # 1.3 epochs at batch 64, ~13 minutes of training
+# The categorical row has its hour: at 1,000 steps (2026-12-06, AMD EPYC: 0.59 s a step in its loop,
+# a validation ~30 s, the test scoring and grids 5 minutes, 16 min 41 s in all) its grid drew strokes
+# and only a few digits. 3,500 steps (4.5 epochs) take ~38 minutes at that speed and ~50 at the
+# 1.3x slower speed this machine sometimes runs at, with 7 validations and the scoring.
+GATED_CATEGORICAL_STEPS = 3500
 PIXELCNN_PP_STEPS = 1000     # 0.64 epochs at batch 32, ~10 minutes of training
 # PixelSNAIL's row has the full hour: its 800-step run (2026-12-04, AMD EPYC, 537 s of test scoring,
 # 22 min 7 s in all) drew only stroke fragments. Since finished rows are kept in
