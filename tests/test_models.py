@@ -535,17 +535,23 @@ def test_subpixel_autoregressive_by_jacobian_rgb(name, lik, lik_opts):
 # the MLP-type models (bernoulli, fvsbn, nade, made) flatten (row, col, channel) into one raster
 # order, so a pixel's 3 sub-pixels are 3 positions of that order: the grey 2x2 case (4 positions,
 # 256 images) covers them (and their sub-pixel causality on 3x3 RGB is checked by Jacobian above).
-MULTI_SHAPES = [(n, s) for n in TINY for s in ((2, 2, 1), (1, 1, 3))
-                if s[2] == 1 or n in ("pixelcnn", "gated_pixelcnn", "pixelsnail", "pixelcnn_pp")]
+# Every model is enumerated with the categorical; the logistic mixture on the convolutional models'
+# RGB pixel (where PixelCNN++ couples the channels inside the likelihood) and on MADE's grey 2x2
+# ensemble. A model reads the logistic's parameters through the same output layout as the
+# categorical's (their causality for every model: the RGB Jacobian test above), and each
+# conditional's normalization is the observation model's own (tests/test_observations.py).
+CONV = ("pixelcnn", "gated_pixelcnn", "pixelsnail", "pixelcnn_pp")
+MULTI_ENUMERATED = ([(n, (2, 2, 1), MULTI_LIKELIHOODS[0]) for n in TINY]
+                    + [(n, (1, 1, 3), lik) for n in CONV for lik in MULTI_LIKELIHOODS]
+                    + [("made", (2, 2, 1), MULTI_LIKELIHOODS[1])])
 
 
-@pytest.mark.parametrize("lik,lik_opts", MULTI_LIKELIHOODS, ids=[m[0] for m in MULTI_LIKELIHOODS])
-@pytest.mark.parametrize("name,shape", MULTI_SHAPES,
-                         ids=[f"{n}-{'grey2x2' if s[2] == 1 else 'rgb1x1'}" for n, s in MULTI_SHAPES])
+@pytest.mark.parametrize("name,shape,lik,lik_opts", [(n, s, lk, o) for n, s, (lk, o) in MULTI_ENUMERATED],
+                         ids=[f"{n}-{'grey2x2' if s[2] == 1 else 'rgb1x1'}-{lk}" for n, s, (lk, _) in MULTI_ENUMERATED])
 def test_multilevel_models_sum_to_one_by_enumeration(name, shape, lik, lik_opts):
     """2x2 grey images with 4 levels (256 images) and one RGB pixel with 4 levels per channel
-    (64 images): sum_x p(x) = 1 for every model and observation model, every mask and the
-    MADE ensemble, with random parameters."""
+    (64 images): sum_x p(x) = 1 for every model, both observation models (the cases above),
+    every mask and the MADE ensemble, with random parameters."""
     model = build(name, shape, likelihood=lik, num_levels=LEVELS, **lik_opts,
                   **(RGB.get(name, {}) if shape[2] == 3 else {}))
     params = random_params(model, seed=3, scale=1.0)

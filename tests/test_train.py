@@ -41,7 +41,12 @@ def test_tiny_run_outputs_resume_and_continue(tmp_path, tiny_config):
     assert 20 in checkpointing.Checkpointer(wd).all_steps()
     # The logged parameter norm is that of the parameters after the logged step (read at log time).
     last = [r for r in recs if r["split"] == "train"][-1]
-    leaves = jax.tree.leaves(_state(wd, 20)["params"])
+    state20 = _state(wd, 20)
+    leaves = jax.tree.leaves(state20["params"])
+    # The EMA (0.99) is a real average, not a copy of the parameters. (That a resume restores it,
+    # with the optimizer moments, RNG and counters, bit for bit: tests/test_faults.py.)
+    assert any(not np.array_equal(np.asarray(p), np.asarray(e))
+               for p, e in zip(leaves, jax.tree.leaves(state20["ema_params"])))
     assert last["step"] == 20
     assert last["param_norm"] == pytest.approx(
         np.sqrt(sum(np.sum(np.square(np.asarray(p, np.float64))) for p in leaves)), rel=1e-5)
@@ -59,31 +64,6 @@ def test_tiny_run_outputs_resume_and_continue(tmp_path, tiny_config):
     train_steps = [r["step"] for r in read_metrics(wd / "metrics.jsonl") if r["split"] == "train"]
     assert train_steps == sorted(set(train_steps)) and max(train_steps) == 40
     assert 40 in checkpointing.Checkpointer(wd).all_steps()
-
-
-def test_resume_is_bitwise_equal_to_uninterrupted(tmp_path, tiny_config):
-    # A constant learning rate makes the schedule independent of num_steps,
-    # so "20 steps, then resume to 40" must equal "40 steps" exactly on CPU.
-    tiny_config.optim.schedule = "constant"
-    tiny_config.optim.ema_decay = 0.9
-    tiny_config.train.num_samples = 0              # (samples are tested elsewhere)
-    tiny_config.train.num_steps = 40
-    dgm_jax.train_and_evaluate(tiny_config, tmp_path / "straight")
-    tiny_config.train.num_steps = 20
-    dgm_jax.train_and_evaluate(tiny_config, tmp_path / "split")
-    tiny_config.train.num_steps = 40
-    dgm_jax.train_and_evaluate(tiny_config, tmp_path / "split")
-    a, b = _state(tmp_path / "straight", 40), _state(tmp_path / "split", 40)
-    # Everything a resume restores: parameters, the EMA (a lost EMA would restart from the
-    # parameters and differ here), the optimizer moments, the RNG and the counters.
-    for part in ("params", "ema_params", "opt_state", "rng", "step", "num_skipped"):
-        leaves_a, leaves_b = jax.tree.leaves(a[part]), jax.tree.leaves(b[part])
-        assert len(leaves_a) == len(leaves_b) > 0, part
-        for x, y in zip(leaves_a, leaves_b):
-            np.testing.assert_array_equal(np.asarray(x), np.asarray(y), err_msg=part)
-    # The EMA is a real average, not a copy of the parameters.
-    assert any(not np.array_equal(np.asarray(p), np.asarray(e))
-               for p, e in zip(jax.tree.leaves(a["params"]), jax.tree.leaves(a["ema_params"])))
 
 
 def test_run_identity_refuses_another_model_likelihood_or_data(tmp_path, tiny_config):
