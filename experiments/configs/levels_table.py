@@ -197,7 +197,9 @@ GATED_LOGISTIC_STEPS = 1000  # 1.3 epochs at batch 64, ~13 minutes of training
 # The categorical row has its hour: at 1,000 steps (2026-12-06, AMD EPYC: 0.59 s a step in its loop,
 # a validation ~30 s, the test scoring and grids 5 minutes, 16 min 41 s in all) its grid drew strokes
 # and only a few digits. 3,500 steps (4.5 epochs) take ~38 minutes at that speed and ~50 at the
-# 1.3x slower speed this machine sometimes runs at, with 7 validations and the scoring.
+# 1.3x slower speed this machine sometimes runs at, with 7 validations and the scoring. Trained on
+# 2026-12-07 (AMD EPYC): its loop ran at 0.83 s a step, 1.4x, with tests sharing the cores for its first
+# 12 minutes: 62 min 56 s in all, over the hour. A retraining on a machine that slow needs ~3,100.
 GATED_CATEGORICAL_STEPS = 3500
 PIXELCNN_PP_STEPS = 1000     # 0.64 epochs at batch 32, ~10 minutes of training
 # PixelSNAIL's row has the full hour: its 800-step run (2026-12-04, AMD EPYC, 537 s of test scoring,
