@@ -16,7 +16,7 @@ def _tiny(tiny_config, name, steps):
         # are checked for causality and reach in tests/test_pixelcnn_pp.py.
         c.model.num_resnet = 0
     c.train.num_steps = steps
-    c.train.eval_every = steps // 2                # two validations: the first and the last
+    c.train.eval_every = steps // 2                # two validations: halfway and at the end
     c.train.checkpoint_every = steps               # one checkpoint (resume is tested elsewhere)
     c.train.log_every = steps // 2
     c.train.num_samples = 0

@@ -540,14 +540,16 @@ def test_subpixel_autoregressive_by_jacobian_rgb(name, lik, lik_opts):
 # ensemble. A model reads the logistic's parameters through the same output layout as the
 # categorical's (their causality for every model: the RGB Jacobian test above), and each
 # conditional's normalization is the observation model's own (tests/test_observations.py).
-CONV = ("pixelcnn", "gated_pixelcnn", "pixelsnail", "pixelcnn_pp")
-MULTI_ENUMERATED = ([(n, (2, 2, 1), MULTI_LIKELIHOODS[0]) for n in TINY]
-                    + [(n, (1, 1, 3), lik) for n in CONV for lik in MULTI_LIKELIHOODS]
-                    + [("made", (2, 2, 1), MULTI_LIKELIHOODS[1])])
+def _enumerated(name, shape, lik):
+    return pytest.param(name, shape, *lik, id=f"{name}-{'grey2x2' if shape[2] == 1 else 'rgb1x1'}-{lik[0]}")
 
 
-@pytest.mark.parametrize("name,shape,lik,lik_opts", [(n, s, lk, o) for n, s, (lk, o) in MULTI_ENUMERATED],
-                         ids=[f"{n}-{'grey2x2' if s[2] == 1 else 'rgb1x1'}-{lk}" for n, s, (lk, _) in MULTI_ENUMERATED])
+MULTI_ENUMERATED = ([_enumerated(n, (2, 2, 1), MULTI_LIKELIHOODS[0]) for n in TINY]
+                    + [_enumerated(n, (1, 1, 3), lik) for n in RGB for lik in MULTI_LIKELIHOODS]   # the conv models
+                    + [_enumerated("made", (2, 2, 1), MULTI_LIKELIHOODS[1])])
+
+
+@pytest.mark.parametrize("name,shape,lik,lik_opts", MULTI_ENUMERATED)
 def test_multilevel_models_sum_to_one_by_enumeration(name, shape, lik, lik_opts):
     """2x2 grey images with 4 levels (256 images) and one RGB pixel with 4 levels per channel
     (64 images): sum_x p(x) = 1 for every model, both observation models (the cases above),
