@@ -193,7 +193,11 @@ def colour_pixelcnn_pp() -> ml_collections.ConfigDict:
 # colour_pixelcnn_pp 0.83 s at batch 32. Fixed costs per MNIST row: the test scoring is 11 passes
 # over 10,000 images (given the class, and the 10 classes of the marginal: 5-9 minutes) and the two
 # sample grids (90 images, 784 sequential passes without a cached sampler: up to ~5 minutes).
-GATED_LOGISTIC_STEPS = 1000  # 1.3 epochs at batch 64, ~13 minutes of training
+# The logistic row has its hour too: at 1,000 steps (2026-12-06, AMD EPYC, 14 min 8 s in all) its
+# grid drew strokes. 3,000 steps (3.8 epochs) take ~30 minutes at the categorical row's 0.59 s a
+# step and ~42 at the 0.83 s of a slow day; with 6 validations (~3 minutes) and the test scoring
+# and grids (5-9) the row stays inside the hour on either.
+GATED_LOGISTIC_STEPS = 3000
 # The categorical row has its hour: at 1,000 steps (2026-12-06, AMD EPYC: 0.59 s a step in its loop,
 # a validation ~30 s, the test scoring and grids 5 minutes, 16 min 41 s in all) its grid drew strokes
 # and only a few digits. 3,500 steps (4.5 epochs) take ~38 minutes at that speed and ~50 at the
