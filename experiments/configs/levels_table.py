@@ -113,8 +113,8 @@ def pixelcnn_pp() -> ml_collections.ConfigDict:
     config.optim.warmup_steps = 200                  # linear warm-up
     config.train.batch_size = 32                     # images per step (39.6 GFLOP a step)
     config.train.num_steps = PIXELCNN_PP_STEPS       # sized from its step time (see PIXELCNN_PP_STEPS)
-    config.train.eval_every = 500                    # validation passes (~46 s each)
-    config.train.checkpoint_every = 500              # checkpoints
+    config.train.eval_every = 1100                   # validation passes (54-76 s each): two in the hour
+    config.train.checkpoint_every = 550              # checkpoints (also at every validation and the end)
     return config
 
 
@@ -205,7 +205,12 @@ GATED_LOGISTIC_STEPS = 3000
 # 2026-12-07 (AMD EPYC): its loop ran at 0.83 s a step, 1.4x, with tests sharing the cores for its first
 # 12 minutes: 62 min 56 s in all, over the hour. A retraining on a machine that slow needs ~3,100.
 GATED_CATEGORICAL_STEPS = 3500
-PIXELCNN_PP_STEPS = 1000     # 0.64 epochs at batch 32, ~10 minutes of training
+# PixelCNN++'s row has its hour: at 1,000 steps (2026-12-04, AMD EPYC: 0.60 s a step in its loop, a
+# validation 54 s, the test scoring and grids ~13 minutes, 25 min 56 s in all) its grid drew thick
+# strokes that seldom follow the class. On a slow day (2026-12-07: this machine's loops ran 1.4x
+# slower) a step takes ~0.85 s, a validation ~76 s and the scoring ~18 minutes, so 2,200 steps
+# (1.4 epochs, ~31 minutes) and 2 validations fit the hour with a few minutes to spare.
+PIXELCNN_PP_STEPS = 2200
 # PixelSNAIL's row has the full hour: its 800-step run (2026-12-04, AMD EPYC, 537 s of test scoring,
 # 22 min 7 s in all) drew only stroke fragments. Since finished rows are kept in
 # docs/levels_table/records, a row may take its hour in a sitting of its own. Its training loop ran
