@@ -350,6 +350,19 @@ def model_section(name: str, likelihood: str = "auto", **fields) -> dict:
     return to_dict(from_config_dict({"model": {**raw, **fields}}))["model"]
 
 
+def complete_model_section(section: Mapping[str, Any]) -> dict:
+    """A saved flat model section with the fields added to its model (or likelihood) since it was
+    written filled in at their defaults: a field added later with its default builds the network
+    the section was written for, so the run it names is the same run (records, resumes,
+    evaluations of older runs). A section that names no known model is returned as it is."""
+    section = dict(section)
+    try:
+        fresh = model_section(section["name"], section.get("likelihood", ModelConfig.likelihood))
+    except (KeyError, ConfigError):
+        return section
+    return {**fresh, **section}
+
+
 def switch_model_section(section: Mapping[str, Any], name: str, likelihood: str | None = None) -> dict:
     """The flat model section for model `name` (and `likelihood`, default: the section's), starting
     from `section`: the common fields and every field that the new model (or likelihood) also has

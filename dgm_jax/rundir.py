@@ -102,8 +102,10 @@ def _layout_error(workdir, saved: str, current: str) -> CheckpointError:
 
 
 def read_info(workdir: Path) -> dict:
-    info = json.loads((Path(workdir) / RUN_INFO).read_text())
-    return {**_INFO_DEFAULTS, **info}
+    info = {**_INFO_DEFAULTS, **json.loads((Path(workdir) / RUN_INFO).read_text())}
+    if isinstance(info.get("model"), dict):        # model fields added since, at their defaults
+        info["model"] = config_schema.complete_model_section(info["model"])
+    return info
 
 
 def check_run_identity(workdir: Path, info: dict) -> None:

@@ -194,8 +194,11 @@ LOCATION_KEYS = (("data", "data_dir"), ("data", "manual_dir"))
 
 
 def experiment(cfg: dict) -> dict:
-    """The config dict `cfg` without its LOCATION_KEYS: what two runs must share to be the same run."""
+    """The config dict `cfg` without its LOCATION_KEYS: what two runs must share to be the same run.
+    Model fields added since `cfg` was recorded count at their defaults (the same network)."""
     out = {k: dict(v) if isinstance(v, dict) else v for k, v in cfg.items()}
+    if isinstance(out.get("model"), dict):
+        out["model"] = config_schema.complete_model_section(out["model"])
     for section, key in LOCATION_KEYS:
         if isinstance(out.get(section), dict):
             out[section].pop(key, None)

@@ -34,7 +34,7 @@ TINY = {  # per model: the smallest sizes that still exercise every code path
     "gated_pixelcnn": {"num_features": 4, "num_layers": 2, "kernel_size": 3, "first_kernel_size": 3,
                        "head_features": 4},
     "pixelsnail": {"num_features": 4, "num_blocks": 2, "num_res_per_block": 1, "num_heads": 2, "key_features": 2,
-                   "value_features": 2},
+                   "value_features": 2, "key_value_unit": True},
     "pixelcnn_pp": {"num_features": 4, "num_resnet": 0},
 }
 

@@ -145,7 +145,7 @@ def test_cached_completion_draws_the_naive_completion():
 def test_cifar10_config_has_the_paper_sizes_and_its_tiny_form_trains_on_8bit_rgb(tmp_path):
     """The cifar10 variant builds the paper's network (traced, never run): 12 blocks of 4 residual
     layers of 258 maps (256 rounded up to 3 sub-pixel groups), one attention of 16 key / 128 value
-    channels each, 10 logistic components. Its cifar10_tiny form takes train steps on random 8-bit
+    channels each (its inputs through a gated unit), 10 logistic components. Its cifar10_tiny form takes train steps on random 8-bit
     32x32x3 images (the library's runner)."""
     from experiments.configs import pixelsnail as cfg_file
     cfg = config_schema.from_config_dict(cfg_file.get_config("cifar10"))
@@ -154,6 +154,7 @@ def test_cifar10_config_has_the_paper_sizes_and_its_tiny_form_trains_on_8bit_rgb
     assert sum(k.startswith("res_in_") for k in shapes) == 48
     assert shapes["res_out_47"]["kernel"].shape == (2, 2, 258, 516)
     assert shapes["keys_values_11"]["kernel"].shape == (3 + 258 + 2, 16 + 128)
+    assert shapes["kv_unit_out_11"]["kernel"].shape == (263, 2 * 263)            # the gated unit before it
     assert shapes["queries_11"]["kernel"].shape == (1, 1, 258, 3 * 16)          # one query set per sub-pixel
     assert model.dropout_rate == 0.5 and model.obs.num_mixtures == 10
     assert shapes["head_out"]["kernel"].shape == (1, 1, 258, 3 * model.params_per_subpixel)

@@ -120,6 +120,29 @@ def test_finished_means_done_for_this_config(tmp_path):
     assert not sweeps.is_finished(d, {"train": {"num_steps": 40}})  # a changed config continues the run
 
 
+def test_model_fields_added_later_count_at_their_defaults(tmp_path):
+    """A run recorded before its model gained a field (here PixelSNAIL's key_value_unit) is the
+    same run as the config that holds that field at its default, for a sweep's or a table's record
+    and for a workdir's identity; any other value of the field is another run."""
+    from dgm_jax import rundir
+    cfg = {"model": config_schema.model_section("pixelsnail", "discretized_logistic_mixture"),
+           "train": {"num_steps": 20}}
+    old = {**cfg, "model": {k: v for k, v in cfg["model"].items() if k != "key_value_unit"}}
+    on = {**cfg, "model": {**cfg["model"], "key_value_unit": True}}
+    assert cfg["model"]["key_value_unit"] is False
+    d = tmp_path / "m"
+    d.mkdir()
+    (d / "results.json").write_text(json.dumps({"final_step": 20, "stopped_early": False}))
+    (d / sweeps.MEMBER_FILE).write_text(json.dumps({"status": "done", "config": old}))
+    assert sweeps.is_finished(d, cfg) and not sweeps.is_finished(d, on)
+
+    info = {"likelihood": "discretized_logistic_mixture", "output_layout": "", "num_levels": 256}
+    (d / rundir.RUN_INFO).write_text(json.dumps({**info, "model": old["model"]}))
+    rundir.check_run_identity(d, {**info, "model": cfg["model"]})
+    with pytest.raises(rundir.CheckpointError, match=r"model.key_value_unit: False -> True"):
+        rundir.check_run_identity(d, {**info, "model": on["model"]})
+
+
 def test_a_preempted_member_is_not_failed_and_stops_the_sweep(tmp_path, monkeypatch):
     """SIGTERM inside a member (train raises Preempted after saving): the record says 'preempted',
     not 'failed', and the exception reaches the caller, so the sweep (or the table) stops there

@@ -32,8 +32,17 @@ and ``value_features`` value channels). Positional information as in the
 paper: a fixed "background" of two maps, (r - H/2)/H and (c - W/2)/W,
 concatenated to the inputs of the keys/values and of the queries.
 
-    keys, values at j = Dense([x'_j, u_j, pos_j])          (x' itself: the raw content of pixel j)
+    keys, values at j = Dense(z_j),  z_j = [x'_j, u_j, pos_j]   (x' itself: the raw content of pixel j)
+                        (key_value_unit: z_j + Unit(z_j) instead of z_j, Unit as Res with 1x1 layers)
     queries at i      = MaskB_1x1(u_i) + Dense(pos_i)      (one query set per sub-pixel group)
+
+Why the unit matters for locality: without it a logit is linear in each position, q_i . k_j =
+A(u_i, pos_i) . (B z_j), so as a function of pos_j it is the plane w_i . pos_j + const; its softmax
+favours the far edge of the past in the direction w_i and can never peak at a nearby position (the
+pixel above-right, say). A key that is a nonlinear function of pos_j can hold |pos_j|^2 too, and
+q_i . k_j = 2 (pos_i + d) . pos_j - |pos_j|^2 = -|pos_i + d - pos_j|^2 + const(i) peaks at the
+offset d from i. The convolutions of this network see only the quadrant above-left of a pixel, so
+that is how a small PixelSNAIL finds the stroke above-right.
     a_i = sum_{j < i} softmax_j(q_i . k_j / sqrt(key_features)) v_j,    a_0 = 0
 
 Why position i attends to j < i only, and why that is the right mask here:
@@ -59,8 +68,10 @@ gate multiplies channels of one group and the masks apply unchanged.
 Requires num_features divisible by C.
 
 Differences from the paper's code: no weight normalization or data-dependent
-init; the queries and keys/values are single 1x1 projections (its code passes
-their inputs through a 1x1 gated residual unit first); our sub-pixel masks
+init; its code passes the inputs of the keys/values and of the queries through a
+1x1 gated residual unit before their 1x1 projections: here key_value_unit=True
+does so for the keys/values (their inputs hold complete pixels, so the unit
+needs no sub-pixel masks), the queries are a single projection either way; our sub-pixel masks
 within a pixel (its code predicts whole pixels, R, G, B coupled only inside
 the logistic mixture); any number of heads (it used one). Dropout (its
 CIFAR-10 run: 0.5) is applied in training when dropout_rate > 0 (a 'dropout' rng in the apply).
@@ -205,6 +216,7 @@ class Config:
     key_features: int = 8            # query/key channels per head
     value_features: int = 16         # value channels per head
     dropout_rate: float = 0.0        # dropout inside every gated residual unit, training only (the paper: 0.5)
+    key_value_unit: bool = False     # the keys' and values' inputs through a 1x1 gated residual unit (the paper's code)
 
     def __post_init__(self):
         check_sizes(self)
@@ -229,6 +241,7 @@ class PixelSNAIL(AutoregressiveImageModel):
     key_features: int = 8
     value_features: int = 16
     dropout_rate: float = 0.0
+    key_value_unit: bool = False
 
     def setup(self):
         check_sizes(self)
@@ -242,6 +255,9 @@ class PixelSNAIL(AutoregressiveImageModel):
         self.res_in = [DownRightConv(feats, c, dtype=dt) for _ in range(num_res)]
         self.res_out = [DownRightConv(2 * feats, c, dtype=dt) for _ in range(num_res)]
         self.keys_values = [PointwiseDense(hk + hv, dtype=dt) for _ in range(self.num_blocks)]
+        if self.key_value_unit:      # z + glu(W2 drop(elu(W1 elu(z)))) on z = [x', u, pos]: C + F + 2 channels
+            self.kv_unit_in = [PointwiseDense(c + feats + 2, dtype=dt) for _ in range(self.num_blocks)]
+            self.kv_unit_out = [PointwiseDense(2 * (c + feats + 2), dtype=dt) for _ in range(self.num_blocks)]
         self.queries = [MaskedConv2D(c * hk, (1, 1), "B", c, dtype=dt) for _ in range(self.num_blocks)]
         self.query_pos = [PointwiseDense(c * hk, use_bias=False, dtype=dt) for _ in range(self.num_blocks)]
         self.mix_in = [MaskedConv2D(feats, (1, 1), "B", c, dtype=dt) for _ in range(self.num_blocks)]
@@ -278,8 +294,13 @@ class PixelSNAIL(AutoregressiveImageModel):
         return q.reshape(q.shape[:-1] + (self.image_shape[-1], self.num_heads, self.key_features))
 
     def keys_values_of(self, block: int, xs: jax.Array, u: jax.Array, pos: jax.Array):
-        """[x', u, pos] [..., C + F + 2] -> keys [..., h, dk], values [..., h, dv]."""
-        kv = self.keys_values[block](jnp.concatenate([xs.astype(self.dtype), u, pos.astype(self.dtype)], -1))
+        """z = [x', u, pos] [..., C + F + 2] -> keys [..., h, dk], values [..., h, dv] (of z + Unit(z)
+        with key_value_unit; z holds complete pixels only, so the unit mixes all its channels)."""
+        z = jnp.concatenate([xs.astype(self.dtype), u, pos.astype(self.dtype)], -1)
+        if self.key_value_unit:
+            h = nn.elu(self.kv_unit_in[block](nn.elu(z)))
+            z = z + glu(self.kv_unit_out[block](self.dropped(h)), 1)
+        kv = self.keys_values[block](z)
         hk = self.num_heads * self.key_features
         lead = kv.shape[:-1]
         return (kv[..., :hk].reshape(lead + (self.num_heads, self.key_features)),

@@ -93,8 +93,10 @@ def cifar10(config):
     # Difference: each of the 3 sub-pixel groups has its own queries (R, G, B order inside a pixel,
     # dgm_jax/models/pixelsnail.py), so the attention costs 3x the paper's; its code predicts whole
     # pixels and couples R, G, B only inside the logistic mixture (which ours does too).
-    # Difference: queries and keys/values are single 1x1 projections (its code passes their inputs
-    # through a 1x1 gated residual unit first).
+    config.model.key_value_unit = True               # its code: the keys' and values' inputs [x, u, background]
+                                                     # through a 1x1 gated residual unit before their projection
+    # Difference: the queries are a single 1x1 projection (its code passes their inputs through
+    # such a unit too; ours would need sub-pixel masks inside it).
     config.model.dropout_rate = 0.5                  # the paper: dropout 0.5 in every gated residual unit
     config.model.num_mixtures = 10                   # the paper: 10 logistic components
     config.model.conditional = False                 # the 2.85 is unconditional
