@@ -1,4 +1,6 @@
-"""Every model trains through the library entry point of launch.py and learns; conditioning is used."""
+"""Every model trains through the library entry point of launch.py and learns; conditioning is used.
+(256-level learning: the cifar10_tiny tests of tests/test_pixelcnn_pp.py and test_pixelsnail.py, and
+the levels table's smoke run.)"""
 import numpy as np
 import pytest
 
@@ -56,18 +58,3 @@ def test_class_conditional_model_prefers_the_true_label(tmp_path):
     wrong = np.asarray(dgm_jax.log_prob(run.model, run.params, x, (y + 1 + y % 3) % ds.num_classes))
     print("true label preferred on", np.mean(true > wrong))
     assert np.mean(true > wrong) > 0.7, np.mean(true > wrong)
-
-
-@pytest.mark.parametrize("lik", ["discretized_logistic_mixture"])   # categorical: tests/test_observations.py, test_models.py
-def test_grey_level_mnist5k_lowers_validation_bits_per_dim(tmp_path, tiny_config, lik):
-    """mnist5k with its 256 grey levels kept (binarization 'none'): a small PixelCNN with either
-    multi-level observation model trains and lowers validation bits/dim, from about 8 (uniform)."""
-    c = base.with_model(tiny_config, "pixelcnn", lik, num_features=8, num_layers=2, first_kernel_size=3)
-    c.data.name, c.data.binarization = "mnist5k", "none"
-    c.train.num_steps, c.train.eval_every, c.train.checkpoint_every, c.train.log_every = 60, 20, 60, 20
-    c.train.num_samples = 0
-    c.optim.learning_rate = 1e-2
-    res = dgm_jax.train_and_evaluate(c, tmp_path / lik)
-    val = [r["bits_per_dim"] for r in read_metrics(tmp_path / lik / "metrics.jsonl") if r["split"] == "validation"]
-    assert res["likelihood"] == lik and len(val) == 3
-    assert val[-1] < val[0] and val[-1] < 6.0, val           # uniform over 256 levels: 8 bits/dim

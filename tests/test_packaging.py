@@ -4,7 +4,13 @@ import subprocess
 import sys
 import zipfile
 
-from conftest import REPO
+import os
+
+from conftest import REPO, xla_flags
+
+# The suite's compilation cache (conftest.py): the rest of the environment is left out on purpose.
+_CACHE = {k: os.environ[k] for k in ("JAX_COMPILATION_CACHE_DIR", "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS")
+          if k in os.environ}
 
 HEAVY = ("orbax", "grain", "tensorboardX", "matplotlib", "tensorflow_datasets", "tensorflow")
 
@@ -36,7 +42,8 @@ def test_wheel_holds_every_subpackage_and_imports_light_from_elsewhere(tmp_path)
         "import dgm_jax.observations, dgm_jax.data, dgm_jax.assembly\n"
         "print(dgm_jax.__file__)\n")
     out = subprocess.run([sys.executable, "-c", env_code], cwd=tmp_path, capture_output=True, text=True,
-                         env={"PYTHONPATH": str(wheel), "PATH": "/usr/bin:/bin"}, timeout=300)
+                         env={"PYTHONPATH": str(wheel), "PATH": "/usr/bin:/bin", "JAX_PLATFORMS": "cpu",
+                              "XLA_FLAGS": xla_flags(), **_CACHE}, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     light, where = out.stdout.strip().splitlines()[-2:]
     assert light == "[]", out.stdout

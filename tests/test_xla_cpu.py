@@ -41,9 +41,6 @@ def test_cpu_devices_sets_the_device_count_and_the_runner_splits_the_batch_over_
     # An explicit XLA flag (how the tests and multi-device experiments pick a count) wins.
     pinned = _run(2, f"{TEST_XLA_FLAGS} --xla_force_host_platform_device_count=1")
     assert pinned["devices"] == 1 and pinned["runner"] == 1
-    # A process with two devices runs a cpu_devices=1 config on one of them.
-    one_of_two = _run(1, f"{TEST_XLA_FLAGS} --xla_force_host_platform_device_count=2")
-    assert one_of_two["devices"] == 2 and one_of_two["runner"] == 1
     # The same first step on one device or two: the gradient mean only sums in another order.
     assert two["nll"] == pytest.approx(pinned["nll"], rel=1e-5)
 
