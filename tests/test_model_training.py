@@ -41,8 +41,8 @@ def test_class_conditional_model_prefers_the_true_label(tmp_path):
     class grid (one row of 8 per class) next to the marginal samples."""
     from experiments.configs import quickstart
     c = quickstart.get_config("tiny")
-    c.train.num_steps = 100
-    c.train.eval_every = c.train.checkpoint_every = c.train.log_every = 50
+    c.train.num_steps = 60
+    c.train.eval_every = c.train.checkpoint_every = c.train.log_every = 30
     c.model.num_features = 16
     c.train.num_samples = 8
     dgm_jax.train_and_evaluate(c, tmp_path / "cond")
