@@ -1,6 +1,5 @@
 """Every model trains through the library entry point of launch.py and learns; conditioning is used.
-(256-level learning: the cifar10_tiny tests of tests/test_pixelcnn_pp.py and test_pixelsnail.py, and
-the levels table's smoke run.)"""
+(256-level learning: the cifar10_tiny tests of tests/test_pixelcnn_pp.py and test_pixelsnail.py.)"""
 import numpy as np
 import pytest
 

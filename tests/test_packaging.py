@@ -1,10 +1,9 @@
 """The package as a user meets it: a light `import dgm_jax`, and an installable distribution."""
+import os
 import shutil
 import subprocess
 import sys
 import zipfile
-
-import os
 
 from conftest import REPO, xla_flags
 

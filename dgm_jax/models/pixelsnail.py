@@ -35,6 +35,7 @@ concatenated to the inputs of the keys/values and of the queries.
     keys, values at j = Dense(z_j),  z_j = [x'_j, u_j, pos_j]   (x' itself: the raw content of pixel j)
                         (key_value_unit: z_j + Unit(z_j) instead of z_j, Unit as Res with 1x1 layers)
     queries at i      = MaskB_1x1(u_i) + Dense(pos_i)      (one query set per sub-pixel group)
+    a_i = sum_{j < i} softmax_j(q_i . k_j / sqrt(key_features)) v_j,    a_0 = 0
 
 Why the unit matters for locality: without it a logit is linear in each position, q_i . k_j =
 A(u_i, pos_i) . (B z_j), so as a function of pos_j it is the plane w_i . pos_j + const; its softmax
@@ -43,7 +44,6 @@ pixel above-right, say). A key that is a nonlinear function of pos_j can hold |p
 q_i . k_j = 2 (pos_i + d) . pos_j - |pos_j|^2 = -|pos_i + d - pos_j|^2 + const(i) peaks at the
 offset d from i. The convolutions of this network see only the quadrant above-left of a pixel, so
 that is how a small PixelSNAIL finds the stroke above-right.
-    a_i = sum_{j < i} softmax_j(q_i . k_j / sqrt(key_features)) v_j,    a_0 = 0
 
 Why position i attends to j < i only, and why that is the right mask here:
 the keys and values of position j contain x'_j, the content of pixel j
@@ -68,11 +68,11 @@ gate multiplies channels of one group and the masks apply unchanged.
 Requires num_features divisible by C.
 
 Differences from the paper's code: no weight normalization or data-dependent
-init; its code passes the inputs of the keys/values and of the queries through a
-1x1 gated residual unit before their 1x1 projections: here key_value_unit=True
+init; its code passes the inputs of the keys/values and of the queries through
+a 1x1 gated residual unit before their 1x1 projections: here key_value_unit=True
 does so for the keys/values (their inputs hold complete pixels, so the unit
-needs no sub-pixel masks), the queries are a single projection either way; our sub-pixel masks
-within a pixel (its code predicts whole pixels, R, G, B coupled only inside
+needs no sub-pixel masks), the queries are a single projection either way; our
+sub-pixel masks within a pixel (its code predicts whole pixels, R, G, B coupled only inside
 the logistic mixture); any number of heads (it used one). Dropout (its
 CIFAR-10 run: 0.5) is applied in training when dropout_rate > 0 (a 'dropout' rng in the apply).
 
@@ -255,9 +255,10 @@ class PixelSNAIL(AutoregressiveImageModel):
         self.res_in = [DownRightConv(feats, c, dtype=dt) for _ in range(num_res)]
         self.res_out = [DownRightConv(2 * feats, c, dtype=dt) for _ in range(num_res)]
         self.keys_values = [PointwiseDense(hk + hv, dtype=dt) for _ in range(self.num_blocks)]
-        if self.key_value_unit:      # z + glu(W2 drop(elu(W1 elu(z)))) on z = [x', u, pos]: C + F + 2 channels
-            self.kv_unit_in = [PointwiseDense(c + feats + 2, dtype=dt) for _ in range(self.num_blocks)]
-            self.kv_unit_out = [PointwiseDense(2 * (c + feats + 2), dtype=dt) for _ in range(self.num_blocks)]
+        if self.key_value_unit:      # z + glu(W2 drop(elu(W1 elu(z)))) on z = [x', u, pos]
+            z_features = c + feats + 2
+            self.kv_unit_in = [PointwiseDense(z_features, dtype=dt) for _ in range(self.num_blocks)]
+            self.kv_unit_out = [PointwiseDense(2 * z_features, dtype=dt) for _ in range(self.num_blocks)]
         self.queries = [MaskedConv2D(c * hk, (1, 1), "B", c, dtype=dt) for _ in range(self.num_blocks)]
         self.query_pos = [PointwiseDense(c * hk, use_bias=False, dtype=dt) for _ in range(self.num_blocks)]
         self.mix_in = [MaskedConv2D(feats, (1, 1), "B", c, dtype=dt) for _ in range(self.num_blocks)]
