@@ -69,18 +69,41 @@ def tiny_config():
     return config
 
 
-def run_python(code: str, *, devices: int = 1, timeout: int = 300, env_extra=None):
-    """Runs `code` in a fresh interpreter with `devices` fake CPU devices; returns stdout."""
-    import subprocess
-    env = dict(os.environ)
-    env["XLA_FLAGS"] = xla_flags(devices)
-    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
-    env.update(env_extra or {})
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
-                          timeout=timeout, cwd=str(REPO))
-    if proc.returncode != 0:
-        raise AssertionError(f"subprocess failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
-    return proc.stdout
+class FreshPython:
+    """Fresh interpreters for the tests: `python -c CODE` or `python SCRIPT ARGS` run from the
+    repository with `devices` fake CPU devices and the suite's XLA flags, forked from a server that
+    has already imported JAX and dgm_jax (tests/interpreters.py: the same run, without ~4 s of imports)."""
+
+    def __init__(self, pool):
+        self.pool = pool
+
+    @staticmethod
+    def env(devices: int = 1, env_extra=None) -> dict:
+        env = dict(os.environ)
+        env["XLA_FLAGS"] = xla_flags(devices)
+        env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+        env.update(env_extra or {})
+        return env
+
+    def script(self, script: str, *args: str, devices: int = 1, timeout: int = 300, env_extra=None):
+        """`python script *args` (script relative to the repository); its Result (returncode, stdout, stderr)."""
+        return self.pool.run([script, *args], env=self.env(devices, env_extra), cwd=REPO, timeout=timeout)
+
+    def code(self, code: str, *, devices: int = 1, timeout: int = 300, env_extra=None) -> str:
+        """`python -c code`, which must succeed; its stdout."""
+        proc = self.pool.run(["-c"], code=code, env=self.env(devices, env_extra), cwd=REPO, timeout=timeout)
+        if proc.returncode != 0:
+            raise AssertionError(f"subprocess failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
+        return proc.stdout
+
+
+@pytest.fixture(scope="session")
+def fresh_python(tmp_path_factory):
+    """One fork server per test worker, started at its first use."""
+    from interpreters import Interpreters
+    pool = Interpreters(REPO, tmp_path_factory.mktemp("interpreters"))
+    yield FreshPython(pool)
+    pool.close()
 
 
 # The longest files start first. The xdist workers (pytest.ini: -n 2 --dist=worksteal) each

@@ -15,7 +15,6 @@ import pytest
 
 import dgm_jax
 from dgm_jax import config_schema, distributed
-from conftest import run_python
 
 
 def _images(n, h=8, w=8, seed=0):
@@ -126,8 +125,8 @@ print("JSON" + json.dumps(out))
 """
 
 
-def test_batch_that_does_not_divide_over_two_devices(tmp_path):
-    out = json.loads(run_python(BATCH_SCRIPT.replace("sys.argv[1]", repr(str(tmp_path))), devices=2)
+def test_batch_that_does_not_divide_over_two_devices(tmp_path, fresh_python):
+    out = json.loads(fresh_python.code(BATCH_SCRIPT.replace("sys.argv[1]", repr(str(tmp_path))), devices=2)
                      .split("JSON", 1)[1])
     for par in ("pmap", "shard_map"):
         assert out[f"{par}/batch_size"] == ("config.train.batch_size=33 does not divide over the 2 devices; "

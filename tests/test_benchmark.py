@@ -1,17 +1,12 @@
 """The benchmark script runs on a tiny config and writes its JSON (figures are not asserted: it is not a test of speed)."""
 import json
-import subprocess
-import sys
-
-from conftest import REPO
 
 
-def test_benchmark_runs_and_writes_json(tmp_path):
+def test_benchmark_runs_and_writes_json(tmp_path, fresh_python):
     out = tmp_path / "bench.json"
-    proc = subprocess.run(
-        [sys.executable, "experiments/benchmark.py", "--config=experiments/configs/pixelcnn.py:tiny",
-         "--steps=3", "--warmup=1", "--config.model.dtype=bfloat16", f"--output={out}"],
-        cwd=REPO, capture_output=True, text=True, timeout=600)
+    proc = fresh_python.script("experiments/benchmark.py", "--config=experiments/configs/pixelcnn.py:tiny",
+                               "--steps=3", "--warmup=1", "--config.model.dtype=bfloat16", f"--output={out}",
+                               timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(out.read_text())
     for key in ("compile_s", "train_step_s_median", "train_images_per_s", "eval_images_per_s",

@@ -5,10 +5,7 @@ class-conditional gated PixelCNN, 20 steps each on the 8x8 digits.
 """
 import json
 import math
-import os
 import shutil
-import subprocess
-import sys
 
 import jax
 import numpy as np
@@ -17,7 +14,6 @@ from PIL import Image
 
 import dgm_jax
 from dgm_jax import checkpointing, evaluation
-from conftest import REPO, xla_flags
 
 
 def _tiny(module: str):
@@ -40,10 +36,8 @@ def runs(tmp_path_factory):
     return out
 
 
-def _script(name, *args, devices=1):
-    env = {**os.environ, "XLA_FLAGS": xla_flags(devices)}
-    return subprocess.run([sys.executable, f"experiments/{name}.py", *args], cwd=REPO, capture_output=True,
-                          text=True, timeout=300, env=env)
+def _script(fresh_python, name, *args, devices=1):
+    return fresh_python.script(f"experiments/{name}.py", *args, devices=devices)
 
 
 def _direct_log_probs(run, split):
@@ -82,10 +76,10 @@ def test_nll_is_the_exact_mean_over_the_whole_split(runs, name):
     assert latest["step"] == 20 and latest["split"] == "validation"
 
 
-def test_script_writes_the_json_on_two_devices(runs, tmp_path):
+def test_script_writes_the_json_on_two_devices(runs, tmp_path, fresh_python):
     out = tmp_path / "eval.json"
-    proc = _script("evaluate_checkpoint", f"--workdir={runs['pixelcnn']}", "--split=test", "--checkpoint=latest",
-                   f"--output={out}", devices=2)
+    proc = _script(fresh_python, "evaluate_checkpoint", f"--workdir={runs['pixelcnn']}", "--split=test",
+                   "--checkpoint=latest", f"--output={out}", devices=2)
     assert proc.returncode == 0, proc.stderr[-3000:]
     res = json.loads(out.read_text())
     for key in ("nll_nats", "nll_stderr", "bits_per_dim", "num_examples", "split", "step", "checkpoint"):
@@ -105,13 +99,13 @@ def _refused(proc, *words):
         assert w in proc.stderr, (w, proc.stderr[-2000:])
 
 
-def test_bad_inputs_are_refused_clearly(runs, tmp_path):
+def test_bad_inputs_are_refused_clearly(runs, tmp_path, fresh_python):
     # A run directory without any checkpoint.
     empty = tmp_path / "empty"
     (empty / "checkpoints").mkdir(parents=True)     # as left by a run killed before its first save
     for name in ("config.json", "run_info.json"):
         shutil.copy(runs["pixelcnn"] / name, empty / name)
-    _refused(_script("evaluate_checkpoint", f"--workdir={empty}"), "No checkpoint found")   # exit 1, stderr
+    _refused(_script(fresh_python, "evaluate_checkpoint", f"--workdir={empty}"), "No checkpoint found")   # exit 1, stderr
     # A split the data set does not have (the scripts print the same messages as the library).
     with pytest.raises(ValueError, match="split 'tset' does not exist"):
         evaluation.evaluate_checkpoint(runs["pixelcnn"], "tset")
@@ -123,7 +117,7 @@ def test_bad_inputs_are_refused_clearly(runs, tmp_path):
     (edited / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(checkpointing.CheckpointError, match="does not match the model"):
         evaluation.evaluate_checkpoint(edited, "test")
-    _refused(_script("sample_checkpoint", f"--workdir={edited}"), "does not match the model")
+    _refused(_script(fresh_python, "sample_checkpoint", f"--workdir={edited}"), "does not match the model")
     # run_info.json edited (same parameter shapes, other image size): caught in-process.
     info_edited = tmp_path / "info_edited"
     shutil.copytree(runs["pixelcnn"], info_edited)
@@ -146,10 +140,10 @@ def test_conditional_samples_differ_by_class(runs):
             assert not np.array_equal(per_class[a], per_class[b]), (a, b)
 
 
-def test_sample_script_writes_grids(runs, tmp_path):
+def test_sample_script_writes_grids(runs, tmp_path, fresh_python):
     h = 8                                       # digits; image_grid: (rows * (h + 1) + 1) * 3 pixels high
     out = tmp_path / "cond"
-    proc = _script("sample_checkpoint", f"--workdir={runs['gated_cond']}", f"--output_dir={out}",
+    proc = _script(fresh_python, "sample_checkpoint", f"--workdir={runs['gated_cond']}", f"--output_dir={out}",
                    "--num_samples=20", "--num_images=2", "--num_completions=3", "--seed=1")
     assert proc.returncode == 0, proc.stderr[-3000:]
     by_class = Image.open(out / "samples_by_class.png")
@@ -162,7 +156,7 @@ def test_sample_script_writes_grids(runs, tmp_path):
         for c in (1, 2, 3, 4):
             np.testing.assert_array_equal(cell(r, c)[: 3 * h // 2], cell(r, 0)[: 3 * h // 2])
     out2 = tmp_path / "uncond"
-    proc = _script("sample_checkpoint", f"--workdir={runs['pixelcnn']}", f"--output_dir={out2}",
+    proc = _script(fresh_python, "sample_checkpoint", f"--workdir={runs['pixelcnn']}", f"--output_dir={out2}",
                    "--num_samples=16", "--outputs=samples", "--method=naive", "--temperature=0.8")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert Image.open(out2 / "samples.png").size == ((8 * (h + 1) + 1) * 3, (2 * (h + 1) + 1) * 3)

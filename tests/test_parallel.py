@@ -1,7 +1,6 @@
 """Data parallelism: 2 devices (pmap or shard_map) give the update of 1 device on the same global batch."""
 import json
 
-from conftest import run_python
 
 SCRIPT = r"""
 import json, jax, jax.numpy as jnp, numpy as np
@@ -34,8 +33,8 @@ print("JSON" + json.dumps(out))
 """
 
 
-def test_pmap_and_shard_map_match_single_device():
-    out = json.loads(run_python(SCRIPT, devices=2).split("JSON", 1)[1])
+def test_pmap_and_shard_map_match_single_device(fresh_python):
+    out = json.loads(fresh_python.code(SCRIPT, devices=2).split("JSON", 1)[1])
     ref = out["pmap1"]
     assert ref["step"] == 2
     for name in ("pmap2", "shard2", "shard1"):

@@ -9,7 +9,6 @@ import pytest
 
 from dgm_jax import models, sampling
 from dgm_jax import config_schema
-from conftest import run_python
 
 
 def build(name, shape, conditional=False, num_levels=2, **kw):
@@ -201,8 +200,8 @@ def test_sample_index_not_device_decides_the_draws():
     assert not np.array_equal(five[0], five[1])
 
 
-def test_two_devices_draw_the_same_samples_as_one():
-    out = run_python(textwrap.dedent("""
+def test_two_devices_draw_the_same_samples_as_one(fresh_python):
+    out = fresh_python.code(textwrap.dedent("""
         import dataclasses, jax, jax.numpy as jnp, numpy as np
         from dgm_jax import models, sampling
         from dgm_jax.config_schema import model_config

@@ -1,8 +1,6 @@
 """Sweeps: members from overrides, a 2-member sweep end to end (parallel), its report, and a rerun that does nothing."""
 import csv
 import json
-import subprocess
-import sys
 
 import pytest
 
@@ -66,7 +64,7 @@ def _snapshot(wd, names):
     return out
 
 
-def test_two_member_sweep_report_and_rerun_does_no_work(tmp_path):
+def test_two_member_sweep_report_and_rerun_does_no_work(tmp_path, fresh_python):
     sweep_file = tmp_path / "two.py"
     sweep_file.write_text(SWEEP)
     wd = tmp_path / "sweep"
@@ -98,8 +96,7 @@ def test_two_member_sweep_report_and_rerun_does_no_work(tmp_path):
 
     # Rerunning (through the CLI) does no work: members skipped, their files untouched.
     before = _snapshot(wd, names)
-    proc = subprocess.run([sys.executable, "experiments/run_sweep.py", f"--sweep={sweep_file}", f"--workdir={wd}",
-                           "--smoke"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    proc = fresh_python.script("experiments/run_sweep.py", f"--sweep={sweep_file}", f"--workdir={wd}", "--smoke")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count("[skip]") == 2 and "[run ]" not in proc.stdout
     assert _snapshot(wd, names) == before

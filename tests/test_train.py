@@ -1,7 +1,5 @@
 """End to end: a tiny run writes everything, resumes, continues, and refuses foreign workdirs."""
 import json
-import subprocess
-import sys
 
 import jax
 import numpy as np
@@ -11,7 +9,6 @@ import pytest
 import dgm_jax
 from dgm_jax import assembly, checkpointing, config_schema, rundir
 from dgm_jax.metric_writers import read_metrics
-from conftest import REPO
 
 
 def _state(workdir, step):
@@ -121,15 +118,13 @@ def test_unwritable_workdir_fails_before_training(tmp_path, tiny_config):
         dgm_jax.train_and_evaluate(tiny_config, blocker / "run")
 
 
-def test_launch_cli_overrides_and_rejects_typos(tmp_path):
-    base = [sys.executable, "launch.py", "--config=experiments/configs/pixelcnn.py:tiny",
-            f"--workdir={tmp_path / 'cli'}"]
+def test_launch_cli_overrides_and_rejects_typos(tmp_path, fresh_python):
+    base = ["launch.py", "--config=experiments/configs/pixelcnn.py:tiny", f"--workdir={tmp_path / 'cli'}"]
     # The model switched over the pixelcnn file (its own fields dropped), made's own field set too.
-    ok = subprocess.run(base + ["--config.model.name=made", "--config.model.num_hidden=16",
-                                "--config.train.num_steps=10", "--config.train.eval_every=10",
-                                "--config.train.checkpoint_every=10", "--config.train.log_every=10",
-                                "--config.penalties=(('l2', 1e-3, 'kernels'),)"],   # as the README shows
-                        cwd=REPO, capture_output=True, text=True, timeout=300)
+    ok = fresh_python.script(*base, "--config.model.name=made", "--config.model.num_hidden=16",
+                             "--config.train.num_steps=10", "--config.train.eval_every=10",
+                             "--config.train.checkpoint_every=10", "--config.train.log_every=10",
+                             "--config.penalties=(('l2', 1e-3, 'kernels'),)")      # as the README shows
     assert ok.returncode == 0, ok.stderr[-3000:]
     saved = json.loads((tmp_path / "cli" / "config.json").read_text())
     assert saved["train"]["num_steps"] == 10
@@ -137,6 +132,5 @@ def test_launch_cli_overrides_and_rejects_typos(tmp_path):
     assert "first_kernel_size" not in saved["model"]
     assert [(p["name"], p["weight"], p["mask"]) for p in saved["penalties"]] == [("l2", 1e-3, "kernels")]
     assert (tmp_path / "cli" / "samples.png").is_file()
-    bad = subprocess.run(base + ["--config.model.num_layer=3"], cwd=REPO, capture_output=True, text=True,
-                         timeout=120)
+    bad = fresh_python.script(*base, "--config.model.num_layer=3", timeout=120)
     assert bad.returncode != 0 and "num_layer" in bad.stderr

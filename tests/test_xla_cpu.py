@@ -1,12 +1,10 @@
 """dgm_jax.xla_cpu: config.train.cpu_devices sets how many CPU devices a run computes on."""
+import json
 import logging
-import os
-import subprocess
-import sys
 
 import pytest
 
-from conftest import REPO, TEST_XLA_FLAGS
+from conftest import TEST_XLA_FLAGS
 
 _CODE = """
 import json, jax
@@ -26,20 +24,16 @@ print("JSON" + json.dumps({{"devices": jax.device_count(), "runner": run.runner.
 """
 
 
-def _run(count: int, xla_flags: str) -> dict:
-    import json
-    env = {**os.environ, "XLA_FLAGS": xla_flags, "PYTHONPATH": str(REPO)}
-    proc = subprocess.run([sys.executable, "-c", _CODE.format(count=count)], capture_output=True, text=True,
-                          env=env, cwd=str(REPO), timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads(proc.stdout.split("JSON")[-1])
+def _run(fresh_python, count: int, xla_flags: str) -> dict:
+    out = fresh_python.code(_CODE.format(count=count), env_extra={"XLA_FLAGS": xla_flags})
+    return json.loads(out.split("JSON")[-1])
 
 
-def test_cpu_devices_sets_the_device_count_and_the_runner_splits_the_batch_over_them():
-    two = _run(2, TEST_XLA_FLAGS)
+def test_cpu_devices_sets_the_device_count_and_the_runner_splits_the_batch_over_them(fresh_python):
+    two = _run(fresh_python, 2, TEST_XLA_FLAGS)
     assert two["devices"] == 2 and two["runner"] == 2 and two["ready"]
     # An explicit XLA flag (how the tests and multi-device experiments pick a count) wins.
-    pinned = _run(2, f"{TEST_XLA_FLAGS} --xla_force_host_platform_device_count=1")
+    pinned = _run(fresh_python, 2, f"{TEST_XLA_FLAGS} --xla_force_host_platform_device_count=1")
     assert pinned["devices"] == 1 and pinned["runner"] == 1
     # The same first step on one device or two: the gradient mean only sums in another order.
     assert two["nll"] == pytest.approx(pinned["nll"], rel=1e-5)
