@@ -4,12 +4,11 @@ Every `python experiments/<script>.py ...` or `python -c CODE` that a test runs 
 JAX, Flax, optax, orbax and dgm_jax before it does anything: about 4 s of CPU here, more than most
 of those runs compute. SERVER imports them once, in a subprocess that never touches a device; each
 request is a fork of it, which then runs the script (runpy, as `python script.py`) or the code (as
-`python -c`) with its own argv, working directory, environment and XLA flags, stdout and stderr to
-files, and exits the way that interpreter would (its atexit handlers and non-daemon threads run).
-JAX starts its backend in the child, after the environment is set, so the XLA flags (the device
-count) are the request's. What the import already read stays the server's: a request that changes a
-JAX_* variable is refused (it needs a truly fresh interpreter, like the light-import check of
-tests/test_packaging.py).
+`python -c`) with its own argv, working directory and environment, stdout and stderr to files, and
+exits the way that interpreter would (its atexit handlers and non-daemon threads run). JAX starts its
+backend in the child. What the import read stays the server's, so each XLA_FLAGS value (the device
+count) has its own server, and a request that changes a JAX_* variable is refused (it needs a truly
+fresh interpreter, like the light-import check of tests/test_packaging.py).
 """
 from __future__ import annotations
 
@@ -74,40 +73,26 @@ class Result:
         self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
 
 
-class Interpreters:
-    """SERVER in a subprocess (started on the first run, one per test worker); run() forks one fresh
-    interpreter from it and waits for it."""
+class _Server:
+    """SERVER in a subprocess, imported under one environment."""
 
-    def __init__(self, repo: Path, tmp_dir: Path):
-        self.repo, self.tmp_dir, self.proc, self.count = repo, tmp_dir, None, 0
-        self.base_env = dict(os.environ)
-
-    def _start(self):
-        self.log = self.tmp_dir / "server.stderr"
+    def __init__(self, repo: Path, env: dict, log: Path):
+        self.log = log
         self.proc = subprocess.Popen([sys.executable, "-c", SERVER], text=True, stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=open(self.log, "w"), cwd=self.repo,
-                                     env={**self.base_env, "PYTHONPATH": str(self.repo)})
+                                     stdout=subprocess.PIPE, stderr=open(log, "w"), cwd=repo,
+                                     env={**env, "PYTHONPATH": str(repo)})
         self.lines: queue.Queue = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
         line = self.lines.get(timeout=300)
-        assert line == "READY", f"{line!r}:\n{self.log.read_text()[-3000:]}"
+        assert line == "READY", f"{line!r}:\n{log.read_text()[-3000:]}"
 
     def _read(self):
         for line in self.proc.stdout:
             self.lines.put(line.rstrip("\n"))
         self.lines.put(None)
 
-    def run(self, argv: list[str], *, env: dict, cwd: Path, code: str | None = None, timeout: float = 300) -> Result:
-        """argv as after `python` (["-c", ...] with code, or [script, *args]); env is the whole environment."""
-        changed = sorted(k for k in set(env) | set(self.base_env)
-                         if k.startswith("JAX_") and env.get(k) != self.base_env.get(k))
-        assert not changed, f"{changed}: JAX reads these when imported; run a fresh interpreter instead"
-        if self.proc is None:
-            self._start()
-        self.count += 1
-        out, err = (self.tmp_dir / f"{self.count}.{s}" for s in ("stdout", "stderr"))
-        request = {"argv": list(argv), "env": env, "cwd": str(cwd), "stdout": str(out), "stderr": str(err),
-                   "code": code}
+    def run(self, request: dict, timeout: float) -> int:
+        """Forks the request's interpreter and waits for it; its exit code."""
         self.proc.stdin.write(json.dumps(request) + "\n")
         self.proc.stdin.flush()
         pid = None
@@ -117,17 +102,47 @@ class Interpreters:
             except queue.Empty:
                 if pid is not None:
                     os.kill(pid, 9)
-                raise AssertionError(f"{argv[:2]} still running after {timeout}s:\n{err.read_text()[-3000:]}") from None
+                raise AssertionError(f"{request['argv'][:2]} still running after {timeout}s:\n"
+                                     f"{Path(request['stderr']).read_text()[-3000:]}") from None
             assert line is not None, f"the fork server died:\n{self.log.read_text()[-3000:]}"
             if line.startswith("PID "):
                 pid = int(line.split()[1])
             elif line.startswith("EXIT "):
-                return Result(int(line.split()[1]), out.read_text(), err.read_text())
+                return int(line.split()[1])
 
     def close(self):
-        if self.proc is not None:
-            self.proc.stdin.close()
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+        self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+class Interpreters:
+    """Fork servers, one per XLA_FLAGS value asked for (XLA parses some of its flags when JAX is
+    imported: a 2-device run forked from a server imported with 1 device gave another test NLL in the
+    7th digit), each started at its first run; run() forks one fresh interpreter and waits for it."""
+
+    def __init__(self, repo: Path, tmp_dir: Path):
+        self.repo, self.tmp_dir, self.servers, self.count = repo, tmp_dir, {}, 0
+        self.base_env = dict(os.environ)
+
+    def run(self, argv: list[str], *, env: dict, cwd: Path, code: str | None = None, timeout: float = 300) -> Result:
+        """argv as after `python` (["-c", ...] with code, or [script, *args]); env is the whole environment."""
+        changed = sorted(k for k in set(env) | set(self.base_env)
+                         if k.startswith("JAX_") and env.get(k) != self.base_env.get(k))
+        assert not changed, f"{changed}: JAX reads these when imported; run a fresh interpreter instead"
+        flags = env.get("XLA_FLAGS", "")
+        if flags not in self.servers:
+            log = self.tmp_dir / f"server{len(self.servers)}.stderr"
+            self.servers[flags] = _Server(self.repo, {**self.base_env, "XLA_FLAGS": flags}, log)
+        self.count += 1
+        out, err = (self.tmp_dir / f"{self.count}.{s}" for s in ("stdout", "stderr"))
+        request = {"argv": list(argv), "env": env, "cwd": str(cwd), "stdout": str(out), "stderr": str(err),
+                   "code": code}
+        code = self.servers[flags].run(request, timeout)
+        return Result(code, out.read_text(), err.read_text())
+
+    def close(self):
+        for server in self.servers.values():
+            server.close()

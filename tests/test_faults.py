@@ -8,8 +8,8 @@ finds the disk full (every array write of a checkpoint fails with OSError
 ENOSPC). Most runs are forked by one long-lived interpreter (SERVER) that
 imports JAX, orbax and dgm_jax once: each relaunch is still a fresh process,
 killed with real signals, but it skips the imports, most of a cold start here.
-They load what they compile from the session's persistent compilation cache.
-Run starts one fresh ``python -c`` instead (the multi-process test uses it).
+They load what they compile from the session's persistent compilation cache. (The multi-process
+test runs its pair from two such servers.)
 """
 import errno
 import json
@@ -81,29 +81,26 @@ async def open_and_write(self, value, tspec, ts_context):
     return await _open_and_write(self, value, tspec, ts_context)
 type_handlers.NumpyHandler._open_and_write = open_and_write
 
-if env("TEST_INTERLEAVE_PROCESSES"):
+class Interleaved:
     # One process fed the global batches of a P-process run: the P shards' batches side by side.
-    P = int(env("TEST_INTERLEAVE_PROCESSES"))
-    class Interleaved:
-        def __init__(self, its): self.its = its
-        def __iter__(self): return self
-        def __next__(self):
-            bs = [next(it) for it in self.its]
-            return {k: np.concatenate([b[k] for b in bs]) for k in bs[0]}
-        def get_state(self): return [it.get_state() for it in self.its]
-        def set_state(self, s): [it.set_state(x) for it, x in zip(self.its, s)]
-    _make_shard = data.train_iterator
-    def interleaved(ds, *, batch_size, seed, process_index, process_count, num_workers):
-        assert (process_index, process_count) == (0, 1)
-        return Interleaved([_make_shard(ds, batch_size=batch_size, seed=seed, process_index=p, process_count=P,
-                                        num_workers=num_workers) for p in range(P)])
-    data.train_iterator = interleaved
-"""
+    def __init__(self, its): self.its = its
+    def __iter__(self): return self
+    def __next__(self):
+        bs = [next(it) for it in self.its]
+        return {k: np.concatenate([b[k] for b in bs]) for k in bs[0]}
+    def get_state(self): return [it.get_state() for it in self.its]
+    def set_state(self, s): [it.set_state(x) for it, x in zip(self.its, s)]
 
-# One launch: python -c SCRIPT WORKDIR FLAG...
-SCRIPT = INSTRUMENT + r"""
-sys.argv = ["launch.py", f"--workdir={sys.argv[1]}"] + sys.argv[2:]      # as launch.py's command line
-app.run(launch.main)
+_make_shard = data.train_iterator
+def train_iterator(ds, *, batch_size, seed, process_index, process_count, num_workers):
+    P = int(env("TEST_INTERLEAVE_PROCESSES", "0"))       # read per launch: a forked launch sets it
+    if not P:
+        return _make_shard(ds, batch_size=batch_size, seed=seed, process_index=process_index,
+                           process_count=process_count, num_workers=num_workers)
+    assert (process_index, process_count) == (0, 1)
+    return Interleaved([_make_shard(ds, batch_size=batch_size, seed=seed, process_index=p, process_count=P,
+                                    num_workers=num_workers) for p in range(P)])
+data.train_iterator = train_iterator
 """
 
 # Reads one JSON request a line ({"workdir", "flags", "env", "log"}), forks a child that runs launch.py's
@@ -162,40 +159,6 @@ class _Lines:
 
     def get(self, timeout):
         return self.queue.get(timeout=timeout)
-
-
-class Run:
-    """One instrumented launch in a fresh interpreter; stdout lines are read as they come."""
-
-    def __init__(self, workdir: Path, env: dict, flags=(), base_flags=FAST, **test_env):
-        self.log = workdir.parent / f"{workdir.name}.stderr.{random.getrandbits(32):08x}"
-        full_env = {**os.environ, **env, "PYTHONPATH": str(REPO)}
-        full_env.update({f"TEST_{k.upper()}": str(v) for k, v in test_env.items()})
-        self.proc = subprocess.Popen([sys.executable, "-c", SCRIPT, str(workdir), *base_flags, *flags], cwd=REPO,
-                                     env=full_env, stdout=subprocess.PIPE, stderr=open(self.log, "w"), text=True)
-        self.lines = _Lines(self.proc.stdout)
-
-    def stderr(self) -> str:
-        return self.log.read_text()
-
-    def wait_for(self, prefix: str, timeout: float = 240) -> str:
-        while True:
-            try:
-                line = self.lines.get(timeout)
-            except queue.Empty:
-                self.proc.kill()
-                raise AssertionError(f"no {prefix!r} within {timeout}s:\n{self.stderr()[-3000:]}") from None
-            if line is None:
-                raise AssertionError(f"exited ({self.proc.wait()}) before {prefix!r}:\n{self.stderr()[-3000:]}")
-            if line.startswith(prefix):
-                return line
-
-    def signal(self, sig) -> int:
-        self.proc.send_signal(sig)
-        return self.proc.wait(timeout=120)
-
-    def finish(self, timeout: float = 300) -> int:
-        return self.proc.wait(timeout=timeout)
 
 
 class ForkServer:

@@ -1,13 +1,14 @@
 """Multi-process training: 2 processes (one CPU device each, gloo collectives, a loopback coordinator)
 train, are pre-empted together, resume, and end with the parameters of 1 process fed the same global batches."""
 import json
+import os
 import signal
 import socket
 
 import pytest
 
 from conftest import xla_flags
-from test_faults import Run, _assert_same_state, _steps
+from test_faults import SERVER_ENV, ForkServer, _assert_same_state, _steps
 
 BASE = ["--config=experiments/configs/pixelcnn.py:tiny", "--config.train.parallelism=shard_map",
         "--config.train.num_steps=20", "--config.train.log_every=5", "--config.train.eval_every=20",
@@ -21,30 +22,36 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def cache_env(tmp_path_factory):
-    return {"JAX_COMPILATION_CACHE_DIR": str(tmp_path_factory.mktemp("jax_cache")),
-            "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0", "JAX_PLATFORMS": "cpu",
-            "XLA_FLAGS": xla_flags(1)}
+def servers(tmp_path_factory):
+    """A fork server per process of the pair (each forks one launch at a time, a fresh process that skips
+    the imports), and one imported with 2 devices for the 1-process reference (XLA reads part of its
+    flags when JAX is imported, so a server's launches keep its XLA_FLAGS)."""
+    root = tmp_path_factory.mktemp("servers")
+    envs = [SERVER_ENV, SERVER_ENV, {**SERVER_ENV, "XLA_FLAGS": xla_flags(2)}]
+    started = [ForkServer(env, root / f"server{i}.stderr") for i, env in enumerate(envs)]
+    yield started
+    for server in started:
+        server.close()
 
 
-def _launch_pair(wd, env, **test_env):
+def _launch_pair(servers, wd, **test_env):
     port = _free_port()
-    return [Run(wd, env, [f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2", f"--process_id={i}"],
-                base_flags=BASE, **test_env) for i in range(2)]
+    return [server.launch(wd, BASE + [f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2",
+                                      f"--process_id={i}"], **test_env) for i, server in enumerate(servers[:2])]
 
 
-def test_two_processes_match_one_and_resume_after_preemption(tmp_path, cache_env):
+def test_two_processes_match_one_and_resume_after_preemption(tmp_path, servers):
     wd = tmp_path / "two"
-    pair = _launch_pair(wd, cache_env, step_delay=0.2)
+    pair = _launch_pair(servers, wd, step_delay=0.2)
     pair[0].wait_for("LOGGED train 5")
     # Pre-emption notice to process 1 only: JAX's pre-emption service stops both at the same step.
-    pair[1].proc.send_signal(signal.SIGTERM)
+    os.kill(pair[1].pid, signal.SIGTERM)
     codes = [r.finish(timeout=240) for r in pair]
     assert codes == [75, 75], [r.stderr()[-2000:] for r in pair]
     preempted_at = _steps(wd)[-1]
     assert 5 <= preempted_at < 20
 
-    pair = _launch_pair(wd, cache_env)
+    pair = _launch_pair(servers, wd)
     assert [r.finish(timeout=300) for r in pair] == [0, 0], [r.stderr()[-2000:] for r in pair]
     assert f"Resumed {wd} at step {preempted_at}" in pair[1].stderr()
 
@@ -55,8 +62,7 @@ def test_two_processes_match_one_and_resume_after_preemption(tmp_path, cache_env
 
     # 1 process with 2 devices, fed the same global batches (shard 0's rows, then shard 1's).
     ref = tmp_path / "one"
-    one = Run(ref, {**cache_env, "XLA_FLAGS": xla_flags(2)}, base_flags=BASE,
-              interleave_processes=2)
+    one = servers[2].launch(ref, BASE, interleave_processes=2)
     assert one.finish(timeout=300) == 0, one.stderr()[-3000:]
     # The same per-device arithmetic and a 2-term all-reduce: equal to the bit on CPU.
     _assert_same_state(wd, ref, 20)
