@@ -99,7 +99,7 @@ class FreshPython:
 
 @pytest.fixture(scope="session")
 def fresh_python(tmp_path_factory):
-    """One fork server per test worker, started at its first use."""
+    """This test worker's fork servers (one per XLA_FLAGS value), each started at its first use."""
     from interpreters import Interpreters
     pool = Interpreters(REPO, tmp_path_factory.mktemp("interpreters"))
     yield FreshPython(pool)
