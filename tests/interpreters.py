@@ -20,16 +20,9 @@ import sys
 import threading
 from pathlib import Path
 
-SERVER = r"""
-import json, os, runpy, sys
-import numpy, PIL.Image, tqdm, tensorboardX, absl.app, absl.flags, absl.logging, ml_collections
-import jax, jax.numpy, flax.linen, optax, orbax.checkpoint
-import dgm_jax, dgm_jax.assembly, dgm_jax.evaluation, dgm_jax.plots, dgm_jax.sampling, dgm_jax.sweeps
-import dgm_jax.train
-from jax._src import xla_bridge
-assert not xla_bridge._backends, "no device may be touched before a fork"
-
-
+# The accept-and-fork loop of a fork server (also tests/test_faults.py's): prints READY, then per request
+# line "PID <pid>" and "EXIT <code>"; serve() returns the request in the forked child.
+SERVE_LOOP = r"""
 def serve():
     # One request a line; returns it in the forked child (None in the server when stdin closes).
     print("READY", flush=True)
@@ -43,7 +36,17 @@ def serve():
         print(f"PID {pid}", flush=True)
         print(f"EXIT {os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])}", flush=True)
     return None
+"""
 
+SERVER = r"""
+import json, os, runpy, sys
+import numpy, PIL.Image, tqdm, tensorboardX, absl.app, absl.flags, absl.logging, ml_collections
+import jax, jax.numpy, flax.linen, optax, orbax.checkpoint
+import dgm_jax, dgm_jax.assembly, dgm_jax.evaluation, dgm_jax.plots, dgm_jax.sampling, dgm_jax.sweeps
+import dgm_jax.train
+from jax._src import xla_bridge
+assert not xla_bridge._backends, "no device may be touched before a fork"
+""" + SERVE_LOOP + r"""
 
 request = serve()
 if request is not None:

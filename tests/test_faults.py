@@ -34,6 +34,7 @@ import dgm_jax
 import dgm_jax.data
 from dgm_jax import checkpointing
 from conftest import REPO, xla_flags
+from interpreters import SERVE_LOOP
 
 # The killed run: FVSBN on 8x8 digits (dynamic binarization, so the data position and the Bernoulli
 # draws must resume exactly), EMA, a checkpoint every 4 steps, validation every 20.
@@ -115,28 +116,22 @@ import experiments.configs.fvsbn
 jax.make_jaxpr(lambda x: jnp.tanh(x) @ x.T)(np.ones((2, 2), np.float32))    # JAX's tracing machinery, warm
 from jax._src import xla_bridge
 assert not xla_bridge._backends, "no device may be touched before a fork"
-print("READY", flush=True)
-for line in sys.stdin:
-    request = json.loads(line)
+""" + SERVE_LOOP + r"""
+request = serve()
+if request is not None:
+    os.environ.update(request["env"])
+    os.dup2(os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644), 2)
+    sys.argv = ["launch.py", f"--workdir={request['workdir']}"] + request["flags"]
+    code = 1
+    try:
+        app.run(launch.main)
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else int(e.code is not None)
+    except BaseException:
+        traceback.print_exc()
     sys.stdout.flush()
     sys.stderr.flush()
-    pid = os.fork()
-    if pid == 0:
-        os.environ.update(request["env"])
-        os.dup2(os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644), 2)
-        sys.argv = ["launch.py", f"--workdir={request['workdir']}"] + request["flags"]
-        code = 1
-        try:
-            app.run(launch.main)
-        except SystemExit as e:
-            code = e.code if isinstance(e.code, int) else int(e.code is not None)
-        except BaseException:
-            traceback.print_exc()
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
-    print(f"PID {pid}", flush=True)
-    print(f"EXIT {os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])}", flush=True)
+    os._exit(code)
 """
 
 
