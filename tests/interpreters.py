@@ -21,10 +21,11 @@ import threading
 from pathlib import Path
 
 # The accept-and-fork loop of a fork server (also tests/test_faults.py's): prints READY, then per request
-# line "PID <pid>" and "EXIT <code>"; serve() returns the request in the forked child.
+# line "PID <pid>" and "EXIT <code>"; serve() returns the request in the forked child. The server leaves
+# by os._exit when its stdin closes: it has nothing to finalize (an interpreter exit took ~1 s).
 SERVE_LOOP = r"""
 def serve():
-    # One request a line; returns it in the forked child (None in the server when stdin closes).
+    # One request a line; returns it in the forked child.
     print("READY", flush=True)
     for line in sys.stdin:
         request = json.loads(line)
@@ -35,7 +36,7 @@ def serve():
             return request
         print(f"PID {pid}", flush=True)
         print(f"EXIT {os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])}", flush=True)
-    return None
+    os._exit(0)
 """
 
 SERVER = r"""
@@ -48,24 +49,23 @@ from jax._src import xla_bridge
 assert not xla_bridge._backends, "no device may be touched before a fork"
 """ + SERVE_LOOP + r"""
 
-request = serve()
-if request is not None:
-    os.environ.clear()
-    os.environ.update(request["env"])
-    os.chdir(request["cwd"])
-    null = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(null, 0)
-    for fd, path in ((1, request["stdout"]), (2, request["stderr"])):
-        os.dup2(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644), fd)
-    sys.argv = request["argv"]
-    if request["code"] is not None:                  # python -c CODE ARGS...
-        import types
-        sys.path[0] = ""
-        main = sys.modules["__main__"] = types.ModuleType("__main__")
-        exec(compile(request["code"], "<string>", "exec"), main.__dict__)
-    else:                                            # python SCRIPT ARGS...
-        sys.path[0] = os.path.dirname(os.path.abspath(sys.argv[0]))
-        runpy.run_path(sys.argv[0], run_name="__main__")
+request = serve()                                # from here on, the forked child
+os.environ.clear()
+os.environ.update(request["env"])
+os.chdir(request["cwd"])
+null = os.open(os.devnull, os.O_RDONLY)
+os.dup2(null, 0)
+for fd, path in ((1, request["stdout"]), (2, request["stderr"])):
+    os.dup2(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644), fd)
+sys.argv = request["argv"]
+if request["code"] is not None:                  # python -c CODE ARGS...
+    import types
+    sys.path[0] = ""
+    main = sys.modules["__main__"] = types.ModuleType("__main__")
+    exec(compile(request["code"], "<string>", "exec"), main.__dict__)
+else:                                            # python SCRIPT ARGS...
+    sys.path[0] = os.path.dirname(os.path.abspath(sys.argv[0]))
+    runpy.run_path(sys.argv[0], run_name="__main__")
 """
 
 

@@ -117,21 +117,20 @@ jax.make_jaxpr(lambda x: jnp.tanh(x) @ x.T)(np.ones((2, 2), np.float32))    # JA
 from jax._src import xla_bridge
 assert not xla_bridge._backends, "no device may be touched before a fork"
 """ + SERVE_LOOP + r"""
-request = serve()
-if request is not None:
-    os.environ.update(request["env"])
-    os.dup2(os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644), 2)
-    sys.argv = ["launch.py", f"--workdir={request['workdir']}"] + request["flags"]
-    code = 1
-    try:
-        app.run(launch.main)
-    except SystemExit as e:
-        code = e.code if isinstance(e.code, int) else int(e.code is not None)
-    except BaseException:
-        traceback.print_exc()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+request = serve()                                # from here on, the forked child
+os.environ.update(request["env"])
+os.dup2(os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644), 2)
+sys.argv = ["launch.py", f"--workdir={request['workdir']}"] + request["flags"]
+code = 1
+try:
+    app.run(launch.main)
+except SystemExit as e:
+    code = e.code if isinstance(e.code, int) else int(e.code is not None)
+except BaseException:
+    traceback.print_exc()
+sys.stdout.flush()
+sys.stderr.flush()
+os._exit(code)
 """
 
 
