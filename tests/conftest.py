@@ -86,7 +86,7 @@ class FreshPython:
         return env
 
     def script(self, script: str, *args: str, devices: int = 1, timeout: int = 300, env_extra=None):
-        """`python script *args` (script relative to the repository); its Result (returncode, stdout, stderr)."""
+        """`python script *args` (script relative to the repository); its CompletedProcess (returncode, stdout, stderr)."""
         return self.pool.run([script, *args], env=self.env(devices, env_extra), cwd=REPO, timeout=timeout)
 
     def code(self, code: str, *, devices: int = 1, timeout: int = 300, env_extra=None) -> str:

@@ -69,11 +69,20 @@ else:                                            # python SCRIPT ARGS...
 """
 
 
-class Result:
-    """What a run left: its exit code, stdout and stderr (like subprocess.CompletedProcess)."""
+class Lines:
+    """A process's stdout lines, read as they come (None once it is closed)."""
 
-    def __init__(self, returncode: int, stdout: str, stderr: str):
-        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+    def __init__(self, stream):
+        self.queue: queue.Queue = queue.Queue()
+        threading.Thread(target=self._read, args=(stream,), daemon=True).start()
+
+    def _read(self, stream):
+        for line in stream:
+            self.queue.put(line.rstrip("\n"))
+        self.queue.put(None)
+
+    def get(self, timeout):
+        return self.queue.get(timeout=timeout)
 
 
 class _Server:
@@ -84,15 +93,9 @@ class _Server:
         self.proc = subprocess.Popen([sys.executable, "-c", SERVER], text=True, stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=open(log, "w"), cwd=repo,
                                      env={**env, "PYTHONPATH": str(repo)})
-        self.lines: queue.Queue = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
+        self.lines = Lines(self.proc.stdout)
         line = self.lines.get(timeout=300)
         assert line == "READY", f"{line!r}:\n{log.read_text()[-3000:]}"
-
-    def _read(self):
-        for line in self.proc.stdout:
-            self.lines.put(line.rstrip("\n"))
-        self.lines.put(None)
 
     def run(self, request: dict, timeout: float) -> int:
         """Forks the request's interpreter and waits for it; its exit code."""
@@ -130,7 +133,8 @@ class Interpreters:
         self.repo, self.tmp_dir, self.servers, self.count = repo, tmp_dir, {}, 0
         self.base_env = dict(os.environ)
 
-    def run(self, argv: list[str], *, env: dict, cwd: Path, code: str | None = None, timeout: float = 300) -> Result:
+    def run(self, argv: list[str], *, env: dict, cwd: Path, code: str | None = None,
+            timeout: float = 300) -> subprocess.CompletedProcess:
         """argv as after `python` (["-c", ...] with code, or [script, *args]); env is the whole environment."""
         changed = sorted(k for k in set(env) | set(self.base_env)
                          if k.startswith("JAX_") and env.get(k) != self.base_env.get(k))
@@ -143,8 +147,8 @@ class Interpreters:
         out, err = (self.tmp_dir / f"{self.count}.{s}" for s in ("stdout", "stderr"))
         request = {"argv": list(argv), "env": env, "cwd": str(cwd), "stdout": str(out), "stderr": str(err),
                    "code": code}
-        code = self.servers[flags].run(request, timeout)
-        return Result(code, out.read_text(), err.read_text())
+        returncode = self.servers[flags].run(request, timeout)
+        return subprocess.CompletedProcess(argv, returncode, out.read_text(), err.read_text())
 
     def close(self):
         for server in self.servers.values():

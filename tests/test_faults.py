@@ -21,7 +21,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -34,7 +33,7 @@ import dgm_jax
 import dgm_jax.data
 from dgm_jax import checkpointing
 from conftest import REPO, xla_flags
-from interpreters import SERVE_LOOP
+from interpreters import SERVE_LOOP, Lines
 
 # The killed run: FVSBN on 8x8 digits (dynamic binarization, so the data position and the Bernoulli
 # draws must resume exactly), EMA, a checkpoint every 4 steps, validation every 20.
@@ -139,22 +138,6 @@ os._exit(code)
 SERVER_ENV = {"XLA_FLAGS": xla_flags(), "JAX_PLATFORMS": "cpu"}
 
 
-class _Lines:
-    """A process's stdout lines, read as they come (None once it is closed)."""
-
-    def __init__(self, stream):
-        self.queue: queue.Queue = queue.Queue()
-        threading.Thread(target=self._read, args=(stream,), daemon=True).start()
-
-    def _read(self, stream):
-        for line in stream:
-            self.queue.put(line.rstrip("\n"))
-        self.queue.put(None)
-
-    def get(self, timeout):
-        return self.queue.get(timeout=timeout)
-
-
 class ForkServer:
     """SERVER in a subprocess; launch() forks one run of launch.py (one at a time). It imports in the
     background until the first launch."""
@@ -164,7 +147,7 @@ class ForkServer:
         self.proc = subprocess.Popen([sys.executable, "-c", SERVER], cwd=REPO, text=True,
                                      env={**os.environ, **env, "PYTHONPATH": str(REPO)}, stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=open(log, "w"))
-        self.lines = _Lines(self.proc.stdout)
+        self.lines = Lines(self.proc.stdout)
 
     def launch(self, workdir: Path, flags=FAST, **test_env) -> "Child":
         if not self.ready:
