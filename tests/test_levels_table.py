@@ -8,6 +8,7 @@ import math
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from dgm_jax import evaluation, models
 from dgm_jax.data import datasets
@@ -71,6 +72,12 @@ def test_smoke_table_selection_test_once_report_and_rerun(tmp_path, monkeypatch)
         assert r["test_bpd_stderr"] == pytest.approx(test["nll_stderr"] / (d * math.log(2)))
         assert r["val_bpd"] == pytest.approx(float(best["best_val_nll"]) / (d * math.log(2)))
         assert r["samples"] == f"{name}/{r['chosen']}/samples_by_class.png" and (tmp_path / r["samples"]).is_file()
+        # The end-of-run grids: one row of 8 per class (the 2 photographs) and one row of the marginal's
+        # draws; 8x8 images, each cell (8 + 1) x 3 pixels (image_grid's border and upscaling).
+        with Image.open(tmp_path / r["samples"]) as by_class:
+            assert by_class.size == ((8 * 9 + 1) * 3, (2 * 9 + 1) * 3), by_class.size
+        with Image.open(tmp_path / name / r["chosen"] / "samples.png") as marginal:
+            assert marginal.size[0] > marginal.size[1], marginal.size
     assert ("test", False) not in reads and ("test", True) in reads
     assert {r["status"] for n, r in by_row.items() if n not in SMOKE_ROWS} == {"not run"}
     md = (tmp_path / "levels_table.md").read_text()

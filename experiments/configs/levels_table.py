@@ -97,6 +97,10 @@ def gated_categorical() -> ml_collections.ConfigDict:
 def gated_logistic() -> ml_collections.ConfigDict:
     config = _gated(_mnist("gated_pixelcnn", "discretized_logistic_mixture"))
     config.model.num_mixtures = 5                    # M logistic components per pixel (15 outputs a pixel)
+    config.optim.grad_clip_norm = 0.0                # no clipping: the mixture's gradient norm runs at 1e3-3e4
+                                                     # (scales near e^-7), so a clip at 10 scaled every step
+                                                     # by the spikes; off, 400 steps reached validation 1.2907
+                                                     # bits/dim against 1.2984 (2026-12-07, one seed each)
     config.train.num_steps = GATED_LOGISTIC_STEPS    # sized from its step time (see GATED_LOGISTIC_STEPS)
     return config
 
