@@ -531,28 +531,32 @@ def test_subpixel_autoregressive_by_jacobian_rgb(name, lik, lik_opts):
             assert all(own)
 
 
-# One RGB pixel for the convolutional models, whose channel masks order R, G, B within a pixel;
-# the MLP-type models (bernoulli, fvsbn, nade, made) flatten (row, col, channel) into one raster
-# order, so a pixel's 3 sub-pixels are 3 positions of that order: the grey 2x2 case (4 positions,
-# 256 images) covers them (and their sub-pixel causality on 3x3 RGB is checked by Jacobian above).
-# Every model is enumerated with the categorical; the logistic mixture on the convolutional models'
-# RGB pixel (where PixelCNN++ couples the channels inside the likelihood) and on MADE's grey 2x2
-# ensemble. A model reads the logistic's parameters through the same output layout as the
-# categorical's (their causality for every model: the RGB Jacobian test above), and each
-# conditional's normalization is the observation model's own (tests/test_observations.py).
+# Two RGB pixels for the convolutional models, whose channel masks order R, G, B within a pixel:
+# side by side with the categorical (1x2: the left neighbour, the horizontal stack's), one above
+# the other with the logistic mixture (2x1: the row above, the vertical stack's; PixelCNN++
+# couples the channels inside this likelihood), 4,096 images each; their binary 3x3 images are
+# enumerated above. The MLP-type models (bernoulli, fvsbn, nade, made) flatten (row, col, channel)
+# into one raster order, so a pixel's 3 sub-pixels are 3 positions of that order: the grey 2x2
+# case (4 positions, 256 images) covers them (their sub-pixel causality on 3x3 RGB: the Jacobian
+# test above), with the categorical, and MADE's ensemble also with the logistic mixture. A model
+# reads the logistic's parameters through the same output layout as the categorical's (their
+# causality for every model: the RGB Jacobian test above), and each conditional's normalization
+# is the observation model's own (tests/test_observations.py).
 def _enumerated(name, shape, lik):
-    return pytest.param(name, shape, *lik, id=f"{name}-{'grey2x2' if shape[2] == 1 else 'rgb1x1'}-{lik[0]}")
+    h, w, c = shape
+    return pytest.param(name, shape, *lik, id=f"{name}-{'grey' if c == 1 else 'rgb'}{h}x{w}-{lik[0]}")
 
 
-MULTI_ENUMERATED = ([_enumerated(n, (2, 2, 1), MULTI_LIKELIHOODS[0]) for n in TINY]
-                    + [_enumerated(n, (1, 1, 3), lik) for n in RGB for lik in MULTI_LIKELIHOODS]   # the conv models
+MULTI_ENUMERATED = ([_enumerated(n, (2, 2, 1), MULTI_LIKELIHOODS[0]) for n in TINY if n not in RGB]
+                    + [_enumerated(n, shape, lik) for n in RGB                          # the conv models
+                       for shape, lik in zip(((1, 2, 3), (2, 1, 3)), MULTI_LIKELIHOODS)]
                     + [_enumerated("made", (2, 2, 1), MULTI_LIKELIHOODS[1])])
 
 
 @pytest.mark.parametrize("name,shape,lik,lik_opts", MULTI_ENUMERATED)
 def test_multilevel_models_sum_to_one_by_enumeration(name, shape, lik, lik_opts):
-    """2x2 grey images with 4 levels (256 images) and one RGB pixel with 4 levels per channel
-    (64 images): sum_x p(x) = 1 for every model, both observation models (the cases above),
+    """2x2 grey images with 4 levels (256 images) and two RGB pixels with 4 levels per channel
+    (4,096 images): sum_x p(x) = 1 for every model, both observation models (the cases above),
     every mask and the MADE ensemble, with random parameters."""
     model = build(name, shape, likelihood=lik, num_levels=LEVELS, **lik_opts,
                   **(RGB.get(name, {}) if shape[2] == 3 else {}))
