@@ -61,7 +61,7 @@ def test_tiny_run_outputs_resume_and_continue(tmp_path, tiny_config):
     train_steps = [r["step"] for r in read_metrics(wd / "metrics.jsonl") if r["split"] == "train"]
     assert train_steps == sorted(set(train_steps)) and max(train_steps) == 40
     assert 40 in checkpointing.Checkpointer(wd).all_steps()
-    # It learns across the resume (the PixelCNN's case of tests/test_model_training.py).
+    # It learns across the resume: the PixelCNN's learning check (the other models': tests/test_model_training.py).
     val = [r["nll"] for r in read_metrics(wd / "metrics.jsonl") if r["split"] == "validation"]
     assert len(val) == 2 and val[1] < val[0], val
 

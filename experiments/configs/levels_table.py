@@ -210,7 +210,9 @@ def colour_pixelcnn_pp() -> ml_collections.ConfigDict:
 # step and ~42 at the 0.83 s of a slow day; with 6 validations (~3 minutes) and the test scoring
 # and grids (5-9) the row stays inside the hour on either. Trained on 2026-12-07 (AMD EPYC; beside
 # it only tests at nice 19 for ~15 of its minutes): its loop ran at 0.77 s a step, the test scoring
-# took 5.6 minutes, 44 min 54 s in all.
+# took 5.6 minutes, 44 min 54 s in all. Retrained without gradient clipping the same afternoon (beside
+# it tests at nice 19 and ~6 minutes of compile experiments at normal priority): its loop ran at ~0.9 s
+# a step, the test scoring took 7.0 minutes, 57 min 7 s in all: inside the hour, with little to spare.
 GATED_LOGISTIC_STEPS = 3000
 # The categorical row has its hour: at 1,000 steps (2026-12-06, AMD EPYC: 0.59 s a step in its loop,
 # a validation ~30 s, the test scoring and grids 5 minutes, 16 min 41 s in all) its grid drew strokes
