@@ -225,7 +225,10 @@ GATED_CATEGORICAL_STEPS = 3500
 # validation 54 s, the test scoring and grids ~13 minutes, 25 min 56 s in all) its grid drew thick
 # strokes that seldom follow the class. On a slow day (2026-12-07: this machine's loops ran 1.4x
 # slower) a step takes ~0.85 s, a validation ~76 s and the scoring ~18 minutes, so 2,200 steps
-# (1.4 epochs, ~31 minutes) and 2 validations fit the hour with a few minutes to spare.
+# (1.4 epochs, ~31 minutes) and 2 validations fit the hour with a few minutes to spare. Retrained
+# without gradient clipping on 2026-12-07 (AMD EPYC; a test run at nice 19 beside it for its first
+# ~6 minutes): its loop ran at ~1.0 s a step, training 44 min 35 s, the test scoring ~14 minutes,
+# 58 min 31 s in all: inside the hour, barely; a slower day needs fewer steps.
 PIXELCNN_PP_STEPS = 2200
 # PixelSNAIL's row has the full hour: its 800-step run (2026-12-04, AMD EPYC, 537 s of test scoring,
 # 22 min 7 s in all) drew only stroke fragments. Since finished rows are kept in
