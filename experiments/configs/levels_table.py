@@ -238,7 +238,9 @@ PIXELCNN_PP_STEPS = 2200
 # at 1.04 s a step on 2026-12-07 (AMD EPYC, quiet), so 2,300 steps (~40 minutes), 4 validations
 # (~4), the test scoring (~10) and the grids fit the hour.
 # With key_value_unit (2026-12-07, AMD EPYC, quiet, benchmark.py --steps=8): 0.83 s a step against
-# 0.93 s without, the same budget.
+# 0.93 s without, the same budget. Retrained without gradient clipping on 2026-12-07 (AMD EPYC,
+# quiet): its loop ran at ~1.1 s a step, training and grids 52 min 32 s, the test scoring 12 minutes,
+# 64 min 50 s in all: over the hour by 4 min 50 s. At that speed a retraining needs ~2,000 steps.
 PIXELSNAIL_STEPS = 2300      # 2.9 epochs at batch 64
 COLOUR_STEPS = 300           # at most 23 epochs of 421 patches at batch 32 (each candidate; early stopping)
 
