@@ -154,9 +154,12 @@ def test_log_prob_method_matches_the_outputs_and_their_gradient_for_any_image_we
     via_method = lambda p: model.apply({"params": p}, x, y, method="log_prob")         # noqa: E731
     np.testing.assert_allclose(np.asarray(jax.jit(via_method)(params)), np.asarray(jax.jit(via_outputs)(params)),
                                rtol=1e-6, atol=ATOL)
+    # The weights are an argument (one compiled gradient per path for both weightings); the method
+    # tells equal weights apart at run time, not from a constant.
+    grad_ref = jax.jit(jax.grad(lambda p, w: jnp.sum(w * via_outputs(p))))
+    grad_new = jax.jit(jax.grad(lambda p, w: jnp.sum(w * via_method(p))))
     for weights in (-jnp.ones(5) / 5, jax.random.normal(jax.random.key(4), (5,))):
-        g_ref = jax.jit(jax.grad(lambda p: jnp.sum(weights * via_outputs(p))))(params)
-        g_new = jax.jit(jax.grad(lambda p: jnp.sum(weights * via_method(p))))(params)
+        g_ref, g_new = grad_ref(params, weights), grad_new(params, weights)
         assert jax.tree.structure(g_new) == jax.tree.structure(g_ref)
         for a, b in zip(jax.tree.leaves(g_new), jax.tree.leaves(g_ref)):
             np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=0, atol=ATOL)
