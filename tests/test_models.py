@@ -562,9 +562,10 @@ def test_multilevel_models_sum_to_one_by_enumeration(name, shape, lik, lik_opts)
                   **(RGB.get(name, {}) if shape[2] == 3 else {}))
     params = random_params(model, seed=3, scale=1.0)
     x = all_images(shape, LEVELS)
-    if models.num_eval_masks(model) > 1:        # each mask's model too (with one, the mixture is it)
+    n_masks = models.num_eval_masks(model)
+    if n_masks > 1:                             # each mask's model too (with one, the mixture is it)
         log_p = jax.jit(lambda k: model.obs.log_prob(model.apply({"params": params}, x, mask_index=k), x))
-        for k in range(models.num_eval_masks(model)):
+        for k in range(n_masks):
             assert np.exp(np.asarray(log_p(jnp.int32(k)), np.float64)).sum() == pytest.approx(1.0, abs=2e-5)
     mixture = np.asarray(jax.jit(lambda p: likelihood.model_log_prob(model, p, x))(params), np.float64)
     assert np.exp(mixture).sum() == pytest.approx(1.0, abs=2e-5)

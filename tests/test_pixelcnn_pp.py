@@ -7,9 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import dgm_jax
+from conftest import assert_learns_on_random_bytes, cifar10_tiny_on_random_bytes
 from dgm_jax import assembly, config_schema, likelihood, steps
-from dgm_jax.metric_writers import read_metrics
 from dgm_jax.models import pixelcnn_pp
 from test_models import build, jacobian, one_hot, random_levels, random_params
 
@@ -123,11 +122,7 @@ def test_cifar10_config_has_the_paper_sizes_and_its_tiny_form_trains_on_8bit_rgb
     assert model.dropout_rate == 0.5 and model.obs.num_mixtures == 10 and model.init_examples == 100
     assert cfg.optim.b1 == 0.95 and cfg.optim.b2 == 0.9995 and cfg.optim.ema_decay == 0.9995
 
-    rng = np.random.default_rng(0)
-    images = lambda n: rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)   # noqa: E731
-    np.savez(tmp_path / "rgb.npz", train=images(4), validation=images(2), test=images(2))
-    config = cfg_file.get_config("cifar10_tiny")
-    config.data.name, config.data.path = "npz", str(tmp_path / "rgb.npz")
+    config = cifar10_tiny_on_random_bytes(cfg_file, tmp_path)
     run = assembly.build_run(config)
     assert run.ds.num_levels == 256 and run.likelihood == "discretized_logistic_mixture"
     host_state = run.init_state()
@@ -150,9 +145,4 @@ def test_cifar10_config_has_the_paper_sizes_and_its_tiny_form_trains_on_8bit_rgb
             np.testing.assert_allclose(t.mean(0), 0.0, atol=1e-4)
         np.testing.assert_allclose(t.std(0), scale, rtol=1e-3)
     config.train.num_steps = config.train.eval_every = config.train.checkpoint_every = 3
-    dgm_jax.train_and_evaluate(config, tmp_path / "run")       # three Adam steps (with dropout)
-    records = read_metrics(tmp_path / "run" / "metrics.jsonl")
-    nll = [r["nll"] for r in records if r["split"] == "train"]
-    assert len(nll) == 3 and np.all(np.isfinite(nll)) and nll[-1] < nll[0], nll
-    assert 7.0 < nll[0] / (32 * 32 * 3 * np.log(2)) < 12.0     # near 8 bits/dim (uniform bytes) at the start
-    assert [np.isfinite(r["nll"]) for r in records if r["split"] in ("validation", "test")] == [True, True]
+    assert_learns_on_random_bytes(config, tmp_path / "run")     # three Adam steps (with dropout)

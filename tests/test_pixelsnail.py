@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 import dgm_jax
+from conftest import assert_learns_on_random_bytes, cifar10_tiny_on_random_bytes
 from dgm_jax import config_schema, models, sampling
-from dgm_jax.metric_writers import read_metrics
 from dgm_jax.models import pixelsnail
 from test_models import build, jacobian, random_binary, random_params
 
@@ -163,17 +163,8 @@ def test_cifar10_config_has_the_paper_sizes_and_its_tiny_form_trains_on_8bit_rgb
     assert model.dropout_rate == 0.5 and model.obs.num_mixtures == 10
     assert shapes["head_out"]["kernel"].shape == (1, 1, 258, 3 * model.params_per_subpixel)
 
-    rng = np.random.default_rng(0)
-    images = lambda n: rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)   # noqa: E731
-    np.savez(tmp_path / "rgb.npz", train=images(4), validation=images(2), test=images(2))
-    config = cfg_file.get_config("cifar10_tiny")
-    config.data.name, config.data.path = "npz", str(tmp_path / "rgb.npz")
+    config = cifar10_tiny_on_random_bytes(cfg_file, tmp_path)
     config.model.dropout_rate = 0.0                          # a descent check on one batch: no dropout noise
-    dgm_jax.train_and_evaluate(config, tmp_path / "run")       # two Adam steps
-    records = read_metrics(tmp_path / "run" / "metrics.jsonl")
-    nll = [r["nll"] for r in records if r["split"] == "train"]
-    assert len(nll) == 2 and np.all(np.isfinite(nll)) and nll[-1] < nll[0], nll
-    assert 7.0 < nll[0] / (32 * 32 * 3 * np.log(2)) < 12.0     # near 8 bits/dim (uniform bytes) at the start
-    assert [np.isfinite(r["nll"]) for r in records if r["split"] in ("validation", "test")] == [True, True]
+    assert_learns_on_random_bytes(config, tmp_path / "run")     # two Adam steps
     run = dgm_jax.load(tmp_path / "run")
     assert run.config.data.name == "npz" and run.model.obs.num_levels == 256

@@ -187,24 +187,21 @@ def test_sample_index_not_device_decides_the_draws():
 
 def test_two_devices_draw_the_same_samples_as_one(fresh_python):
     out = fresh_python.code(textwrap.dedent("""
-        import dataclasses, jax, jax.numpy as jnp, numpy as np
+        import jax, jax.numpy as jnp, numpy as np
         from dgm_jax import models, sampling
         from dgm_jax.config_schema import model_config
         assert jax.local_device_count() == 2
         # Model-independent (the split is _draw's; every fast sampler draws the naive one's images,
         # above): a MADE, the cheapest to compile.
-        for name, method in (("made", "naive"),):
-            cfg = model_config(name, num_hidden=16, conditional=True)
-            model = models.build_model(cfg, (6, 6, 1), 3)
-            params = jax.jit(model.init)(jax.random.key(0), jnp.zeros((1, 6, 6, 1)), jnp.zeros((1, 3)))["params"]
-            params = jax.tree.map(lambda p: 2 * p, params)
-            y = np.arange(5, dtype=np.int32) % 3                       # 5: padded to 6 on 2 devices
-            two = sampling.sample(model, params, jax.random.key(7), 5, y, method=method)
-            assert len(two.sharding.device_set) == 2
-            one = sampling.sample(model, params, jax.random.key(7), 5, y, method=method,
-                                  devices=jax.local_devices()[:1])
-            np.testing.assert_array_equal(np.asarray(two), np.asarray(one))
-            # (sampling.complete splits its images over the devices by the same function, _draw.)
+        model = models.build_model(model_config("made", num_hidden=16, conditional=True), (6, 6, 1), 3)
+        params = jax.jit(model.init)(jax.random.key(0), jnp.zeros((1, 6, 6, 1)), jnp.zeros((1, 3)))["params"]
+        params = jax.tree.map(lambda p: 2 * p, params)
+        y = np.arange(5, dtype=np.int32) % 3                       # 5: padded to 6 on 2 devices
+        two = sampling.sample(model, params, jax.random.key(7), 5, y)
+        assert len(two.sharding.device_set) == 2
+        one = sampling.sample(model, params, jax.random.key(7), 5, y, devices=jax.local_devices()[:1])
+        np.testing.assert_array_equal(np.asarray(two), np.asarray(one))
+        # (sampling.complete splits its images over the devices by the same function, _draw.)
         print("OK")
     """), devices=2)
     assert "OK" in out
