@@ -86,8 +86,11 @@ class PmapRunner:
             self._stacked)
 
     def get_state(self, state):
-        """Host copy of the (replicated) state, device 0's."""
-        return jax.device_get(jax.tree.map(lambda x: x[0], state))
+        """Host copy of the (replicated) state, device 0's: that device's buffer of each leaf is
+        fetched, then indexed on the host (x[0] on the device would compile a slice per leaf shape)."""
+        def first(x):
+            return next(s.data for s in x.addressable_shards if s.index[0].start in (0, None))
+        return jax.tree.map(lambda x: np.asarray(x)[0, ...], jax.device_get(jax.tree.map(first, state)))
 
     def get_scalars(self, state, names: tuple[str, ...]) -> dict:
         """Host ints of a few scalar fields of the state (device 0's), without fetching the rest."""

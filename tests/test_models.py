@@ -54,8 +54,8 @@ def build(name, image_shape, conditional=False, likelihood="auto", num_levels=2,
 
 def param_shapes(model):
     """The parameter tree as ShapeDtypeStructs (init traced, never compiled or run)."""
-    x = jnp.zeros((1,) + tuple(model.image_shape))
-    y = jnp.zeros((1, NUM_CLASSES)) if model.conditional else None
+    x = np.zeros((1,) + tuple(model.image_shape), np.float32)
+    y = np.zeros((1, NUM_CLASSES), np.float32) if model.conditional else None
     return jax.eval_shape(lambda: model.init(jax.random.key(0), x, y)["params"])
 
 
@@ -63,12 +63,13 @@ def random_params(model, seed=0, scale=0.5):
     """EVERY leaf (biases, masked taps, conditioning) drawn from N(0, scale^2), so that no zero
     initialisation can hide a dependency or a leak."""
     rng = np.random.default_rng(seed)
-    return jax.tree.map(lambda s: jnp.asarray(scale * rng.standard_normal(s.shape), jnp.float32),
+    # device_put of host float32 arrays: jnp.asarray(host array) compiles a program per shape.
+    return jax.tree.map(lambda s: jax.device_put((scale * rng.standard_normal(s.shape)).astype(np.float32)),
                         param_shapes(model))
 
 
 def one_hot(labels):
-    return jax.nn.one_hot(jnp.asarray(labels), NUM_CLASSES)
+    return jax.device_put(np.eye(NUM_CLASSES, dtype=np.float32)[np.asarray(labels)])
 
 
 def random_binary(seed, shape):
@@ -406,7 +407,7 @@ def test_bernoulli_mle_on_digits_matches_closed_form():
     theta = np.asarray(x).mean(axis=0)
     constant = (theta == 0) | (theta == 1)
     assert constant.any() and (~constant).any()                                 # both kinds exist
-    params, mean_ll = jax.jit(lambda v: _fit(build("bernoulli", (8, 8, 1)), v, 800, 4.0))(x)
+    params, mean_ll = jax.jit(lambda v: _fit(build("bernoulli", (8, 8, 1)), v, 400, 7.0))(x)
     logits = np.asarray(params["logits"]).reshape(theta.shape)   # [H, W, C, P=1] -> [H, W, C]
     np.testing.assert_allclose(1 / (1 + np.exp(-logits)), theta, atol=1e-3)
     clip = math.log((1 - 1e-3) / 1e-3)

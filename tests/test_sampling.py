@@ -23,10 +23,10 @@ def build(name, shape, conditional=False, num_levels=2, **kw):
 
 def init(model, scale=1.0, seed=0):
     """Random parameters; scale > 1 makes the logits depend strongly on the context."""
-    x = jnp.zeros((1,) + model.image_shape)
-    y = jnp.zeros((1, 3)) if model.conditional else None
-    params = jax.jit(model.init)(jax.random.key(seed), x, y)["params"]   # jitted: one compile, not one per op
-    return jax.tree.map(lambda p: p * scale, params)
+    x = np.zeros((1,) + model.image_shape, np.float32)
+    y = np.zeros((1, 3), np.float32) if model.conditional else None
+    # jitted with the scaling: one compile, not one per op or per leaf
+    return jax.jit(lambda k: jax.tree.map(lambda p: p * scale, model.init(k, x, y)["params"]))(jax.random.key(seed))
 
 
 def labels(n):
