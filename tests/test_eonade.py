@@ -27,11 +27,11 @@ def build(image_shape, conditional=False, **kw):
 
 def random_params(model, seed=0, scale=1.0):
     """Every leaf drawn from N(0, scale^2) (no zero biases hiding a term)."""
-    x = jnp.zeros((1,) + model.image_shape)
-    y = jnp.zeros((1, NUM_CLASSES)) if model.conditional else None
+    x = np.zeros((1,) + model.image_shape, np.float32)
+    y = np.zeros((1, NUM_CLASSES), np.float32) if model.conditional else None
     shapes = jax.eval_shape(lambda: model.init(jax.random.key(0), x, y)["params"])
     rng = np.random.default_rng(seed)
-    return jax.tree.map(lambda s: jnp.asarray(scale * rng.standard_normal(s.shape), jnp.float32), shapes)
+    return jax.tree.map(lambda s: jax.device_put((scale * rng.standard_normal(s.shape)).astype(np.float32)), shapes)
 
 
 def test_ordered_scan_is_n_masked_passes():

@@ -10,7 +10,8 @@ from dgm_jax.kernels import cpu, plain
 
 
 def _normal(seed, shape):
-    return jax.random.normal(jax.random.key(seed), shape, jnp.float32)
+    # drawn on the host: jax.random.normal would compile a program per shape
+    return jax.device_put(np.random.default_rng(seed).standard_normal(shape).astype(np.float32))
 
 
 def _value_and_grads(fn, *args):

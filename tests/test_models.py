@@ -427,20 +427,20 @@ def test_bernoulli_log_prob_method_equals_the_observation_model_and_its_gradient
     x = jnp.asarray(np.random.default_rng(0).integers(0, num_levels, (16, 4, 5, 1)) / (num_levels - 1),
                     jnp.float32)
     y = one_hot(np.arange(16) % NUM_CLASSES) if conditional else None
-    via_method = lambda p: model.apply({"params": p}, x, y, method="log_prob")  # noqa: E731
-    via_outputs = lambda p: model.obs.log_prob(model.apply({"params": p}, x, y), x)  # noqa: E731
-    a, b = via_method(params), via_outputs(params)
-    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-4)
     weights = jnp.linspace(0.5, 1.5, 16)
-    ga = jax.grad(lambda p: jnp.sum(weights * via_method(p)))(params)
-    gb = jax.grad(lambda p: jnp.sum(weights * via_outputs(p)))(params)
+
+    def with_grad(log_prob):      # (log p of images v, gradient of its weighted sum), one compile per path
+        return jax.jit(lambda p, v: (log_prob(p, v), jax.grad(lambda q: jnp.sum(weights * log_prob(q, v)))(p)))
+    via_method = with_grad(lambda p, v: model.apply({"params": p}, v, y, method="log_prob"))
+    via_outputs = with_grad(lambda p, v: model.obs.log_prob(model.apply({"params": p}, v, y), v))
+    (a, ga), (b, gb) = via_method(params, x), via_outputs(params, x)
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-4)
     jax.tree.map(lambda u, v: np.testing.assert_allclose(u, v, rtol=1e-5, atol=1e-5), ga, gb)
     # Off-grid values (a grey level for a binary model, NaN, 1.5) poison the image's log p on both paths.
     bad = x.at[3, 0, 0, 0].set(0.5 / (num_levels - 1) if num_levels == 2 else 0.3).at[7, 1, 1, 0].set(jnp.nan)
     bad = bad.at[9, 2, 2, 0].set(1.5)
-    for fn in (lambda p: model.apply({"params": p}, bad, y, method="log_prob"),
-               lambda p: model.obs.log_prob(model.apply({"params": p}, bad, y), bad)):
-        lp = np.asarray(fn(params))
+    for fn in (via_method, via_outputs):
+        lp = np.asarray(fn(params, bad)[0])
         assert np.isnan(lp[[3, 7, 9]]).all() and np.isfinite(np.delete(lp, [3, 7, 9])).all()
 
 

@@ -72,7 +72,7 @@ def random_params(model, x, y, seed=0, scale=0.5):
     """Every leaf (c, b and the cond kernel included) drawn from N(0, scale^2)."""
     shapes = jax.eval_shape(lambda: model.init(jax.random.key(0), x, y)["params"])
     rng = np.random.default_rng(seed)
-    return jax.tree.map(lambda s: jnp.asarray(scale * rng.standard_normal(s.shape), jnp.float32), shapes)
+    return jax.tree.map(lambda s: jax.device_put((scale * rng.standard_normal(s.shape)).astype(np.float32)), shapes)
 
 
 CASES = [pytest.param(shape, cond, levels, id=f"{'x'.join(map(str, shape))}-P{1 if levels == 2 else levels}"

@@ -259,7 +259,7 @@ def test_samples_follow_log_prob_chi_square(name, options, k, c):
     x = np.asarray(draw(out, u))
     codes = np.round(x * (k - 1)).astype(int) @ (k ** np.arange(c)[::-1])
     observed = np.bincount(codes, minlength=k ** c)
-    probs = np.exp(np.asarray(obs.log_prob_per_pixel(
+    probs = np.exp(np.asarray(jax.jit(obs.log_prob_per_pixel)(
         jnp.broadcast_to(out1[:, None, None], (k ** c, 1, 1, c, obs.params_per_subpixel)),
         jnp.asarray(all_pixels(k, c))), np.float64)).reshape(-1)
     assert probs.sum() == pytest.approx(1.0, abs=1e-5)

@@ -36,7 +36,7 @@ def test_wheel_holds_every_subpackage_and_imports_light_from_elsewhere(tmp_path)
         "import dgm_jax\n"
         "from dgm_jax import config_schema, models\n"
         "m = models.build_model(config_schema.model_config('gated_pixelcnn', num_features=4, num_layers=1), (4, 4, 1))\n"
-        "m.init(jax.random.key(0), jnp.zeros((1, 4, 4, 1)))\n"
+        "jax.jit(m.init)(jax.random.key(0), jnp.zeros((1, 4, 4, 1)))\n"
         f"print(sorted({{n.split('.')[0] for n in sys.modules}} & set({HEAVY!r})))\n"
         "import dgm_jax.observations, dgm_jax.data, dgm_jax.assembly\n"
         "print(dgm_jax.__file__)\n")
