@@ -407,6 +407,8 @@ def test_bernoulli_mle_on_digits_matches_closed_form():
     theta = np.asarray(x).mean(axis=0)
     constant = (theta == 0) | (theta == 1)
     assert constant.any() and (~constant).any()                                 # both kinds exist
+    # Step 7: gradient ascent is stable below 2 / (largest curvature, 1/4 per pixel) = 8; a constant
+    # pixel's logit then moves like -log(1 + 7 t), past -6.9 well before t = 400.
     params, mean_ll = jax.jit(lambda v: _fit(build("bernoulli", (8, 8, 1)), v, 400, 7.0))(x)
     logits = np.asarray(params["logits"]).reshape(theta.shape)   # [H, W, C, P=1] -> [H, W, C]
     np.testing.assert_allclose(1 / (1 + np.exp(-logits)), theta, atol=1e-3)
