@@ -224,9 +224,11 @@ GATED_LOGISTIC_STEPS = 3000
 # and only a few digits. 3,500 steps (4.5 epochs) take ~38 minutes at that speed and ~50 at the
 # 1.3x slower speed this machine sometimes runs at, with 7 validations and the scoring. Trained on
 # 2026-12-07 (AMD EPYC): its loop ran at 0.83 s a step, 1.4x, with tests sharing the cores for its first
-# 12 minutes: 62 min 56 s in all, over the hour. A retraining on a machine that slow needs ~3,100:
-# retrained without gradient clipping at 3,200 steps (4.1 epochs) on 2026-12-07, nothing beside it.
-GATED_CATEGORICAL_STEPS = 3200
+# 12 minutes: 62 min 56 s in all, over the hour. Retrained without gradient clipping on 2026-12-07,
+# nothing beside it: its loop ran at 1.02 s a step (100 steps timed at the start of a 3,200-step
+# launch, stopped there), so 2,500 steps (3.2 epochs, ~43 minutes), 6 validations and the scoring
+# (~9 minutes at that speed) fit the hour.
+GATED_CATEGORICAL_STEPS = 2500
 # PixelCNN++'s row has its hour: at 1,000 steps (2026-12-04, AMD EPYC: 0.60 s a step in its loop, a
 # validation 54 s, the test scoring and grids ~13 minutes, 25 min 56 s in all) its grid drew thick
 # strokes that seldom follow the class. On a slow day (2026-12-07: this machine's loops ran 1.4x
