@@ -166,8 +166,10 @@ def test_completion_keeps_given_rows_and_continues_the_sample(name, method):
     assert (done[0::3, 4:] != done[1::3, 4:]).any()                  # several completions differ
     # Same key, given rows taken from a sample: the completion is that sample, since
     # every pixel i of sample s reads the same uniform u_{s,i}.
-    again = np.asarray(sampling.complete(model, params, key, full, 4, y, method=method))   # done's program
-    np.testing.assert_array_equal(again, full)
+    # (Tiled to done's batch of 12, so that it runs done's compiled program; samples 0-3 are full's.)
+    again = np.asarray(sampling.complete(model, params, key, np.tile(full, (3, 1, 1, 1)), 4, np.tile(y, 3),
+                                         method=method))
+    np.testing.assert_array_equal(again[:4], full)
     np.testing.assert_array_equal(sampling.complete(model, params, key, given, 8, y, method=method), given)
     with pytest.raises(ValueError, match="pixel values 0/1"):
         sampling.complete(model, params, key, given * 0.5, 4, y)
