@@ -3,7 +3,6 @@ completions keep the given rows; the device count does not change the samples.""
 import textwrap
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
