@@ -11,7 +11,7 @@ from dgm_jax import likelihood
 from dgm_jax.observations.bernoulli import Bernoulli
 
 
-@jax.jit                  # one compile per shape (op by op, each of its ops compiled per shape)
+@jax.jit                  # one compile per shape (op by op, each of its ops would compile per shape)
 def bernoulli_log_prob(logits, x):
     """[B] log p(x) of binary x [B, H, W, C] under Bernoulli sub-pixels with logits [B, H, W, C]."""
     return Bernoulli(num_channels=x.shape[-1]).log_prob(logits[..., None], x)
