@@ -13,6 +13,7 @@ import pytest
 
 from dgm_jax import config_schema, models, steps
 from dgm_jax.models import eonade
+from test_models import random_params
 
 NUM_CLASSES = 3
 
@@ -25,21 +26,12 @@ def build(image_shape, conditional=False, **kw):
     return model
 
 
-def random_params(model, seed=0, scale=1.0):
-    """Every leaf drawn from N(0, scale^2) (no zero biases hiding a term)."""
-    x = np.zeros((1,) + model.image_shape, np.float32)
-    y = np.zeros((1, NUM_CLASSES), np.float32) if model.conditional else None
-    shapes = jax.eval_shape(lambda: model.init(jax.random.key(0), x, y)["params"])
-    rng = np.random.default_rng(seed)
-    return jax.tree.map(lambda s: jax.device_put((scale * rng.standard_normal(s.shape)).astype(np.float32)), shapes)
-
-
 def test_ordered_scan_is_n_masked_passes():
     """Outputs of the blocked scan in an ordering (N = 20 pixels, two blocks of 16, the second padded)
     equal the t-th pixel's outputs of the pass with the first t pixels given, for every t; log_prob
     equals the observation model on them."""
     model = build((4, 5, 1), conditional=True)
-    params = random_params(model)
+    params = random_params(model, scale=1.0)
     x = jnp.asarray(np.random.default_rng(1).integers(0, 2, (3, 4, 5, 1)), jnp.float32)
     y = jax.nn.one_hot(jnp.arange(3) % NUM_CLASSES, NUM_CLASSES)
     order = model.pixel_orders()[1]
@@ -60,7 +52,7 @@ def test_training_estimator_is_unbiased_by_enumeration(image_shape=(2, 2, 1)):
     the mean over all N! orderings of the exact log p_pi(x): the expectation taken exactly, as the sum
     over every given set S (|S| = d uniform, S uniform among the C(N, d) sets). N = 4: 24 orderings."""
     model = build(image_shape)
-    params = random_params(model, seed=2)
+    params = random_params(model, seed=2, scale=1.0)
     n = math.prod(image_shape)
     x = jnp.asarray(np.random.default_rng(3).integers(0, 2, (4,) + image_shape), jnp.float32)
     # Jitted once each (the loops below call them 24 and 16 times with arrays of one shape).
@@ -84,7 +76,7 @@ def test_training_estimator_is_unbiased_by_enumeration(image_shape=(2, 2, 1)):
 def test_train_step_uses_the_training_estimator():
     """steps.loss_fn's nll is -mean(J) on the masks random_prefix_masks draws from the step's mask key."""
     model = build((3, 3, 1))
-    params = random_params(model)
+    params = random_params(model, scale=1.0)
     x = jnp.asarray(np.random.default_rng(4).integers(0, 2, (6, 3, 3, 1)), jnp.float32)
     rng = jax.random.key(5)
     _, aux = jax.jit(lambda p: steps.loss_fn(p, {"x": x}, rng, 0, model=model))(params)

@@ -16,6 +16,7 @@ import pytest
 from dgm_jax import config_schema, models
 from dgm_jax.models import nade
 from dgm_jax.models.base import AutoregressiveImageModel
+from test_models import random_params
 
 NUM_CLASSES = 3
 ATOL = 1e-4
@@ -68,13 +69,6 @@ def inputs(model, batch, num_levels, seed=0):
     return x, y
 
 
-def random_params(model, x, y, seed=0, scale=0.5):
-    """Every leaf (c, b and the cond kernel included) drawn from N(0, scale^2)."""
-    shapes = jax.eval_shape(lambda: model.init(jax.random.key(0), x, y)["params"])
-    rng = np.random.default_rng(seed)
-    return jax.tree.map(lambda s: jax.device_put((scale * rng.standard_normal(s.shape)).astype(np.float32)), shapes)
-
-
 CASES = [pytest.param(shape, cond, levels, id=f"{'x'.join(map(str, shape))}-P{1 if levels == 2 else levels}"
                       f"{'-cond' if cond else ''}")
          for shape, levels, cond in [((5, 5, 1), 2, True), ((3, 4, 2), 3, False)]]
@@ -94,7 +88,7 @@ def test_same_parameters_outputs_and_gradients_as_reference(image_shape, conditi
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     assert set(init_new) == ({"W", "c", "V", "b", "cond"} if conditional else {"W", "c", "V", "b"})
 
-    params = random_params(model, x, y)
+    params = random_params(model)
     out_new = jax.jit(model.apply)({"params": params}, x, y)
     out_ref = jax.jit(ref.apply)({"params": params}, x, y)
     assert out_new.shape == out_ref.shape == tuple(x.shape) + (model.params_per_subpixel,)
@@ -149,7 +143,7 @@ def test_log_prob_method_matches_the_outputs_and_their_gradient_for_any_image_we
     fallback); no gradient reaches x."""
     model, _ = build(image_shape, conditional, num_levels)
     x, y = inputs(model, 5, num_levels, seed=1)
-    params = random_params(model, x, y, seed=2)
+    params = random_params(model, seed=2)
     via_outputs = lambda p: model.obs.log_prob(model.apply({"params": p}, x, y), x)   # noqa: E731
     via_method = lambda p: model.apply({"params": p}, x, y, method="log_prob")         # noqa: E731
     np.testing.assert_allclose(np.asarray(jax.jit(via_method)(params)), np.asarray(jax.jit(via_outputs)(params)),
