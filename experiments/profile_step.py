@@ -156,5 +156,7 @@ def _kind(name: str, shape, source: str, kernels: set) -> str:
 
 
 if __name__ == "__main__":
+    from dgm_jax.huge_pages import reexec
+    reexec()        # once, before JAX starts: huge pages for XLA's buffers (dgm_jax/huge_pages.py)
     flags.mark_flags_as_required(["config"])
     app.run(main)

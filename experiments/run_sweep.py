@@ -58,4 +58,6 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    from dgm_jax.huge_pages import reexec
+    reexec()        # once, before JAX starts: huge pages for XLA's buffers (dgm_jax/huge_pages.py)
     app.run(main)

@@ -497,4 +497,6 @@ def _child_main(argv: Sequence[str]) -> int:
 
 
 if __name__ == "__main__":
+    from dgm_jax.huge_pages import reexec
+    reexec()        # once, before JAX starts: huge pages for XLA's buffers (dgm_jax/huge_pages.py)
     sys.exit(_child_main(sys.argv[1:]))

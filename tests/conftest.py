@@ -38,6 +38,14 @@ def xla_flags(devices: int | None = None) -> str:
 if DEVICE_COUNT_FLAG not in os.environ.get("XLA_FLAGS", ""):
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + xla_flags()).strip()
 
+# glibc's transparent huge pages for XLA's large buffers (dgm_jax/huge_pages.py), as the entry
+# scripts run: set here, in the controller, before xdist starts the workers, which inherit it
+# with every subprocess (the controller computes nothing itself).
+from dgm_jax import huge_pages  # noqa: E402
+
+if huge_pages.needed():
+    os.environ["GLIBC_TUNABLES"] = huge_pages.tunables_with_setting(os.environ.get("GLIBC_TUNABLES", ""))
+
 # One persistent XLA compilation cache for this test session, shared by the xdist workers and
 # every subprocess (they inherit the environment): the many tiny runs compile the same
 # programs, and a cached executable is the same program, so results are unchanged. It is a
