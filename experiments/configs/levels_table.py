@@ -151,8 +151,8 @@ def pixelsnail() -> ml_collections.ConfigDict:
     config.optim.grad_clip_norm = 0.0                # no clipping, as the other logistic-mixture rows (its
                                                      # gradient norm ran at 5e3-1e4 under the clip at 10)
     config.train.num_steps = PIXELSNAIL_STEPS        # sized from its step time (see PIXELSNAIL_STEPS)
-    config.train.eval_every = 575                    # validation passes (~60 s each)
-    config.train.checkpoint_every = 575              # checkpoints
+    config.train.eval_every = 1150                   # validation passes (~30 s each): four
+    config.train.checkpoint_every = 575              # checkpoints (also at every validation and the end)
     return config
 
 
@@ -248,7 +248,12 @@ PIXELCNN_PP_STEPS = 2200
 # 0.93 s without, the same budget. Retrained without gradient clipping on 2026-12-07 (AMD EPYC,
 # quiet): its loop ran at ~1.1 s a step, training and grids 52 min 32 s, the test scoring 12 minutes,
 # 64 min 50 s in all: over the hour by 4 min 50 s. At that speed a retraining needs ~2,000 steps.
-PIXELSNAIL_STEPS = 2300      # 2.9 epochs at batch 64
+# With transparent huge pages for XLA's buffers (dgm_jax/huge_pages.py; 2026-12-07 late evening, AMD
+# EPYC, quiet, benchmark.py --steps=10): 139 train / 378 evaluation images/s, against 103 / 222 without
+# and 77 / 207 on the slow day above, so the test scoring takes ~5 minutes and a step ~0.46 s:
+# 4,600 steps (5.9 epochs, ~35 minutes) with 4 validations, the scoring and the grids take ~47
+# minutes, inside the hour on a day up to ~1.25x slower.
+PIXELSNAIL_STEPS = 4600      # 5.9 epochs at batch 64
 COLOUR_STEPS = 300           # at most 23 epochs of 421 patches at batch 32 (each candidate; early stopping)
 
 _BUILDERS = {name: globals()[name] for name in ALL_ROWS}
