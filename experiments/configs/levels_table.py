@@ -99,6 +99,7 @@ def gated_categorical() -> ml_collections.ConfigDict:
     # schedule had the smaller step by then. Unlike the logistic-mixture rows, this row did better with
     # the clip (one try, one seed).
     config.train.num_steps = GATED_CATEGORICAL_STEPS # sized from its step time (see GATED_CATEGORICAL_STEPS)
+    config.train.eval_every = 900                    # five validation passes (~20 s each)
     return config
 
 
@@ -229,7 +230,11 @@ GATED_LOGISTIC_STEPS = 3000
 # 2026-12-07 (AMD EPYC): its loop ran at 0.83 s a step, 1.4x, with tests sharing the cores for its first
 # 12 minutes: 62 min 56 s in all, over the hour. On a machine that slow a retraining needs ~3,100
 # (2026-12-07 evening, nothing else running: its loop ran at 1.02 s a step, where ~2,500 fit the hour).
-GATED_CATEGORICAL_STEPS = 3500
+# With huge pages for XLA's buffers (dgm_jax/huge_pages.py; 2026-12-07 late evening, AMD EPYC, quiet,
+# benchmark.py): 154 train / 536 evaluation images/s (0.42 s a step; the loop runs ~1.2x slower than
+# the benchmark, as PixelSNAIL's did beside it that night): 4,500 steps (5.8 epochs, ~38 minutes),
+# 5 validations, the scoring (~4) and the grids take ~45 minutes, inside the hour on a day ~1.3x slower.
+GATED_CATEGORICAL_STEPS = 4500
 # PixelCNN++'s row has its hour: at 1,000 steps (2026-12-04, AMD EPYC: 0.60 s a step in its loop, a
 # validation 54 s, the test scoring and grids ~13 minutes, 25 min 56 s in all) its grid drew thick
 # strokes that seldom follow the class. On a slow day (2026-12-07: this machine's loops ran 1.4x
