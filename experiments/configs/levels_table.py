@@ -234,6 +234,8 @@ GATED_LOGISTIC_STEPS = 3000
 # benchmark.py): 154 train / 536 evaluation images/s (0.42 s a step; the loop runs ~1.2x slower than
 # the benchmark, as PixelSNAIL's did beside it that night): 4,500 steps (5.8 epochs, ~38 minutes),
 # 5 validations, the scoring (~4) and the grids take ~45 minutes, inside the hour on a day ~1.3x slower.
+# Trained so (2026-12-07/08, AMD EPYC, quiet): its loop ran at ~0.45 s a step, the test scoring took
+# 4.0 minutes, 38 min 59 s in all.
 GATED_CATEGORICAL_STEPS = 4500
 # PixelCNN++'s row has its hour: at 1,000 steps (2026-12-04, AMD EPYC: 0.60 s a step in its loop, a
 # validation 54 s, the test scoring and grids ~13 minutes, 25 min 56 s in all) its grid drew thick
@@ -257,7 +259,8 @@ PIXELCNN_PP_STEPS = 2200
 # EPYC, quiet, benchmark.py --steps=10): 139 train / 378 evaluation images/s, against 103 / 222 without
 # and 77 / 207 on the slow day above, so the test scoring takes ~5 minutes and a step ~0.46 s:
 # 4,600 steps (5.9 epochs, ~35 minutes) with 4 validations, the scoring and the grids take ~47
-# minutes, inside the hour on a day up to ~1.25x slower.
+# minutes, inside the hour on a day up to ~1.25x slower. Trained so (2026-12-07, AMD EPYC, quiet): its
+# loop ran at ~0.47 s a step, the test scoring took 5.1 minutes, 44 min 32 s in all.
 PIXELSNAIL_STEPS = 4600      # 5.9 epochs at batch 64
 COLOUR_STEPS = 300           # at most 23 epochs of 421 patches at batch 32 (each candidate; early stopping)
 
