@@ -14,8 +14,9 @@ Measured (experiments/benchmark.py --steps=10 --sampling=false, the 2-core AMD E
 project, quiet, 2026-12-07, train / evaluation images/s, without -> with): PixelSNAIL
 (levels_table.py:pixelsnail) 103 -> 139 / 222 -> 378; Gated PixelCNN, categorical
 (levels_table.py:gated_categorical) 117 -> 154 / 448 -> 536; PixelCNN++ 65 -> 81 / 225 -> 247;
-the quickstart 128 -> 173 / 465 -> 574; page faults 4.4 M -> 0.2 M (PixelSNAIL). An allocator
-setting changes where buffers live, not what is computed.
+the quickstart 128 -> 173 / 465 -> 574; page faults 4.4 M -> 0.2 M (PixelSNAIL). The quickstart's
+results.json was the same to the bit with and without, but for its wall time (training 149 s against
+178 s, 2026-12-08).
 
 glibc reads GLIBC_TUNABLES once, when a process starts, so the setting cannot be made from
 inside a running interpreter: ``reexec()``, the first statement of each entry script's
