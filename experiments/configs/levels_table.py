@@ -111,6 +111,7 @@ def gated_logistic() -> ml_collections.ConfigDict:
                                                      # by the spikes; off, 400 steps reached validation 1.2907
                                                      # bits/dim against 1.2984 (2026-12-07, one seed each)
     config.train.num_steps = GATED_LOGISTIC_STEPS    # sized from its step time (see GATED_LOGISTIC_STEPS)
+    config.train.eval_every = 700                    # five validation passes
     return config
 
 
@@ -222,7 +223,10 @@ def colour_pixelcnn_pp() -> ml_collections.ConfigDict:
 # took 5.6 minutes, 44 min 54 s in all. Retrained without gradient clipping the same afternoon (beside
 # it tests at nice 19 and ~6 minutes of compile experiments at normal priority): its loop ran at ~0.9 s
 # a step, the test scoring took 7.0 minutes, 57 min 7 s in all: inside the hour, with little to spare.
-GATED_LOGISTIC_STEPS = 3000
+# With huge pages for XLA's buffers (dgm_jax/huge_pages.py; 2026-12-08, AMD EPYC, quiet) the categorical
+# row's loop ran at ~0.45 s a step beside this row's ~0.42 expected (0.93x of it on 12-07): 3,500
+# steps (4.5 epochs, ~25 minutes), 5 validations, the scoring (~4) and the grids take ~35 minutes.
+GATED_LOGISTIC_STEPS = 3500
 # The categorical row has its hour: at 1,000 steps (2026-12-06, AMD EPYC: 0.59 s a step in its loop,
 # a validation ~30 s, the test scoring and grids 5 minutes, 16 min 41 s in all) its grid drew strokes
 # and only a few digits. 3,500 steps (4.5 epochs) take ~38 minutes at that speed and ~50 at the
