@@ -226,6 +226,8 @@ def colour_pixelcnn_pp() -> ml_collections.ConfigDict:
 # With huge pages for XLA's buffers (dgm_jax/huge_pages.py; 2026-12-08, AMD EPYC, quiet) the categorical
 # row's loop ran at ~0.45 s a step beside this row's ~0.42 expected (0.93x of it on 12-07): 3,500
 # steps (4.5 epochs, ~25 minutes), 5 validations, the scoring (~4) and the grids take ~35 minutes.
+# Trained so (2026-12-08, AMD EPYC, quiet): its loop ran at ~0.39 s a step, the test scoring took 3.4
+# minutes, 27 min 49 s in all.
 GATED_LOGISTIC_STEPS = 3500
 # The categorical row has its hour: at 1,000 steps (2026-12-06, AMD EPYC: 0.59 s a step in its loop,
 # a validation ~30 s, the test scoring and grids 5 minutes, 16 min 41 s in all) its grid drew strokes
