@@ -129,8 +129,8 @@ def pixelcnn_pp() -> ml_collections.ConfigDict:
     config.optim.grad_clip_norm = 0.0                # no clipping, as the logistic-mixture Gated row (its
                                                      # gradient norm ran at 3e3-5e4 under the clip at 10)
     config.train.num_steps = PIXELCNN_PP_STEPS       # sized from its step time (see PIXELCNN_PP_STEPS)
-    config.train.eval_every = 1100                   # validation passes (54-76 s each): two in the hour
-    config.train.checkpoint_every = 550              # checkpoints (also at every validation and the end)
+    config.train.eval_every = 950                    # validation passes (~45 s each): four
+    config.train.checkpoint_every = 475              # checkpoints (also at every validation and the end)
     return config
 
 
@@ -251,7 +251,11 @@ GATED_CATEGORICAL_STEPS = 4500
 # without gradient clipping on 2026-12-07 (AMD EPYC; a test run at nice 19 beside it for its first
 # ~6 minutes): its loop ran at ~1.0 s a step, training 44 min 35 s, the test scoring ~14 minutes,
 # 58 min 31 s in all: inside the hour, barely; a slower day needs fewer steps.
-PIXELCNN_PP_STEPS = 2200
+# With huge pages for XLA's buffers (dgm_jax/huge_pages.py; 2026-12-08, 2-core Intel Xeon, quiet,
+# benchmark.py --steps=10): 0.44 s a step at batch 32 and 186-237 evaluation images/s, so a loop step
+# of ~0.52 s (the loops run ~1.2x the benchmark), a validation ~45 s, the test scoring ~8-10 minutes:
+# 3,800 steps (2.4 epochs, ~33 minutes), 4 validations and the scoring take ~50 minutes.
+PIXELCNN_PP_STEPS = 3800
 # PixelSNAIL's row has the full hour: its 800-step run (2026-12-04, AMD EPYC, 537 s of test scoring,
 # 22 min 7 s in all) drew only stroke fragments. Since finished rows are kept in
 # docs/levels_table/records, a row may take its hour in a sitting of its own. Its training loop ran
