@@ -489,7 +489,7 @@ RGB = {"pixelcnn": {"num_features": 6, "head_features": 6},          # widths di
        # 4 maps per group: with 2, random params often turn off every head ReLU of G's group at the
        # centre pixel, and the check that G reads R fails by chance
        "gated_pixelcnn": {"num_features": 12, "head_features": 12},
-       "pixelsnail": {"num_features": 6},
+       "pixelsnail": {"num_features": 6, "conv_width": 3},        # 2x3 convolutions here, 2x2 in TINY
        "pixelcnn_pp": {"num_features": 6}}
 # (model, likelihood) whose network reads no sub-pixel of the current pixel: the likelihood couples
 # them itself (PixelCNN++: the logistic mixture's G mean reads R, B's reads R and G).

@@ -96,11 +96,41 @@ def test_positions_enter_the_attention():
     np.testing.assert_array_equal(pixelsnail.background(2, 4)[0, :, 1], [-0.5, -0.25, 0.0, 0.25])
 
 
+def _conv_view(width: int, layers: int, shape=(8, 9), at=(6, 3)) -> set:
+    """The input positions that output `at` of `layers` stacked DownRightConvs reads, by Jacobian."""
+    convs = [pixelsnail.DownRightConv(2, 1, width) for _ in range(layers)]
+    x = jnp.asarray(np.random.default_rng(0).normal(size=(1,) + shape + (2,)), jnp.float32)
+    params = [conv.init(jax.random.key(i), x) for i, conv in enumerate(convs)]
+
+    def out(v):
+        for conv, p in zip(convs, params):
+            v = conv.apply(p, v)
+        return v[0, at[0], at[1]].sum()
+    return {tuple(int(i) for i in rc) for rc in np.argwhere(np.abs(np.asarray(jax.grad(out)(x)))[0].sum(-1) > 0)}
+
+
+@pytest.mark.parametrize("width", [2, 3])
+def test_causal_convolution_taps_and_their_view(width):
+    """One layer reads exactly (r-1, c-1), (r-1, c), (r, c-1), (r, c) and, for width 3, (r-1, c+1);
+    three layers read, in the row k above, columns up to c + k for width 3 (the triangle) and
+    only up to c for width 2; never a later row or a later column of the same row."""
+    r, c = 6, 3
+    taps = {(r - 1, c - 1), (r - 1, c), (r, c - 1), (r, c)} | ({(r - 1, c + 1)} if width == 3 else set())
+    assert _conv_view(width, 1, at=(r, c)) == taps
+    view = _conv_view(width, 3, at=(r, c))
+    assert all(i < r or (i == r and j <= c) for i, j in view)
+    for k in range(1, 4):
+        right = max(j for i, j in view if i == r - k)
+        assert right == (c + k if width == 3 else c)
+    assert all(i >= r - 3 and j >= c - 3 for i, j in view)
+
+
 @pytest.mark.parametrize("field,value,message", [
     ("num_blocks", 0, r"config.model.num_blocks=0 is too small for model 'pixelsnail': the smallest valid value is 1"),
     ("num_res_per_block", -1, r"num_res_per_block=-1 is too small .* smallest valid value is 0"),
     ("key_features", 0, r"key_features=0 is too small .* smallest valid value is 1"),
     ("dropout_rate", 1.0, r"config.model.dropout_rate=1.0 is not valid for model 'pixelsnail': it must be in \[0, 1\)"),
+    ("conv_width", 4, r"config.model.conv_width=4 is not valid for model 'pixelsnail': it must be 2 .* or 3"),
 ])
 def test_config_refuses_bad_sizes(field, value, message):
     with pytest.raises(config_schema.ConfigError, match=message):

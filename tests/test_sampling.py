@@ -12,9 +12,11 @@ from dgm_jax import config_schema
 
 def build(name, shape, conditional=False, num_levels=2, **kw):
     # PixelSNAIL: two blocks (the cache of one block's outputs feeds the next), one residual layer each,
-    # the keys' and values' gated unit on (it runs when a pixel's keys and values are stored).
+    # the keys' and values' gated unit on (it runs when a pixel's keys and values are stored), 2x3
+    # convolutions (their caches' extra right column; test_pixelsnail.py completes with 2x2 ones).
     sizes = {**dict(num_features=8, num_layers=2, first_kernel_size=3, num_hidden=16, num_blocks=2,
-                    num_res_per_block=1, key_features=4, value_features=4, key_value_unit=True), **kw}
+                    num_res_per_block=1, key_features=4, value_features=4, key_value_unit=True, conv_width=3),
+             **kw}
     keys = config_schema.model_keys(name, kw.get("likelihood", "auto"))
     cfg = config_schema.model_config(name, conditional=conditional, **{k: v for k, v in sizes.items() if k in keys})
     return models.build_model(cfg, shape, 3, num_levels=num_levels)

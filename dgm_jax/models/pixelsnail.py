@@ -5,7 +5,7 @@ F = num_features, C = sub-pixels per pixel, x' = 2x - 1, y the condition.
 
     u_0 = MaskA_3x3(x') + MaskA_3x3(1)                     (the second term: a fixed image-vs-padding map)
     for each of num_blocks blocks:
-        num_res_per_block times:  u = u + Res(u)           (causal 2x2 convolutions)
+        num_res_per_block times:  u = u + Res(u)           (causal 2x2 or 2x3 convolutions)
         a = Attend(x', u, pos)                             (position i reads positions j < i only)
         u = u + Mix(u, a)                                  (1x1 convolutions)
     outputs = MaskB_1x1(elu(u))                           [C x P maps]
@@ -26,6 +26,15 @@ quarter of masked_conv's 3x3 mask (the paper's "down-right shifted"
 convolution). The convolutions alone see only the quadrant above-left of a
 pixel (and the 3x3 input layer's one step up-right); the attention sees the
 whole past, so there is no blind spot.
+
+conv_width = 3 (not in the paper) widens both convolutions of every residual
+layer to 2x3: the upper two rows of the 3x3 mask-B kernel, so a layer also
+reads (r-1, c+1). The convolutions then see k columns right of c in the row
+k rows up (PixelCNN's triangle, as far up as there are convolutions; its blind
+spot above-right is the attention's), where 2x2 layers see one column (the input
+layer's) in every row. A stroke running down-left, as in most 1s, 4s and 7s, is
+then in the convolutions' view, not the attention's alone. It costs 1.5x the
+convolutions' FLOPs.
 
 Attention (one per block, ``num_heads`` heads of ``key_features`` query/key
 and ``value_features`` value channels). Positional information as in the
@@ -183,28 +192,32 @@ def causal_attention(q: jax.Array, k: jax.Array, v: jax.Array, num_chunks: int |
 
 
 class DownRightConv(nn.Module):
-    """Causal 2x2 convolution: output (r, c) reads input (r-1, c-1), (r-1, c), (r, c-1) and (r, c),
-    the last tap by channel group with mask B (the upper-left quarter of masked_conv's 3x3 mask).
+    """Causal 2 x width convolution. width = 2 (the paper's): output (r, c) reads input (r-1, c-1),
+    (r-1, c), (r, c-1) and (r, c), the last tap by channel group with mask B (the upper-left
+    quarter of masked_conv's 3x3 mask). width = 3: also (r-1, c+1), the upper two rows of the 3x3
+    mask-B kernel (its tap (r, c+1) is masked out).
 
-    x [B, H, W, in] -> [B, H, W, features] (zero padding above and left); with window=True,
-    x [N, 2, 2, in] is the 2x2 neighbourhood of one position and the result its output [N, features].
+    x [B, H, W, in] -> [B, H, W, features] (zero padding above, left and, for width 3, right); with
+    window=True, x [N, 2, width, in] is the neighbourhood of one position and the result its output
+    [N, features].
     """
     features: int
     num_data_channels: int = 1
+    width: int = 2
     dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x: jax.Array, window: bool = False) -> jax.Array:
         in_features = x.shape[-1]
-        kernel = self.param("kernel", nn.initializers.lecun_normal(), (2, 2, in_features, self.features),
+        kernel = self.param("kernel", nn.initializers.lecun_normal(), (2, self.width, in_features, self.features),
                             jnp.float32)
         bias = self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32)
-        mask = conv_mask((3, 3), in_features, self.features, "B", self.num_data_channels)[:2, :2]
+        mask = conv_mask((3, 3), in_features, self.features, "B", self.num_data_channels)[:2, :self.width]
         kernel = (kernel * mask).astype(self.dtype)
         x = x.astype(self.dtype)
         if window:     # one output: a [N, 4 in] x [4 in, features] product (no convolution in a loop)
             return kernels.add_bias(kernels.dense(x.reshape(x.shape[0], -1), kernel.reshape(-1, self.features)), bias)
-        return kernels.add_bias(kernels.conv2d(x, kernel, ((1, 0), (1, 0))), bias)
+        return kernels.add_bias(kernels.conv2d(x, kernel, ((1, 0), (1, self.width - 2))), bias)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -217,6 +230,7 @@ class Config:
     value_features: int = 16         # value channels per head
     dropout_rate: float = 0.0        # dropout inside every gated residual unit, training only (the paper: 0.5)
     key_value_unit: bool = False     # the keys' and values' inputs through a 1x1 gated residual unit (the paper's code)
+    conv_width: int = 2              # the residual layers' causal convolutions: 2x2 (the paper's) or 2x3 (also above-right)
 
     def __post_init__(self):
         check_sizes(self)
@@ -231,6 +245,10 @@ def check_sizes(m) -> None:
     check_at_least("pixelsnail", "key_features", m.key_features, 1, "queries and keys need channels")
     check_at_least("pixelsnail", "value_features", m.value_features, 1, "values need channels")
     check_dropout_rate("pixelsnail", m.dropout_rate)
+    if m.conv_width not in (2, 3):
+        from dgm_jax.config_schema import ConfigError  # noqa: WPS433 - config_schema imports the registry lazily
+        raise ConfigError(f"config.model.conv_width={m.conv_width} is not valid for model 'pixelsnail': it must be "
+                          "2 (causal 2x2 convolutions, the paper's) or 3 (2x3, also reading the pixel above-right)")
 
 
 class PixelSNAIL(AutoregressiveImageModel):
@@ -242,6 +260,7 @@ class PixelSNAIL(AutoregressiveImageModel):
     value_features: int = 16
     dropout_rate: float = 0.0
     key_value_unit: bool = False
+    conv_width: int = 2
 
     def setup(self):
         check_sizes(self)
@@ -252,8 +271,8 @@ class PixelSNAIL(AutoregressiveImageModel):
         self.input_conv = MaskedConv2D(feats, (3, 3), "A", c, dtype=dt)
         # A mask-A 3x3 layer on a map of ones: where the taps fall on the image or on the padding.
         self.border_conv = MaskedConv2D(feats, (3, 3), "A", 1, use_bias=False, dtype=dt)
-        self.res_in = [DownRightConv(feats, c, dtype=dt) for _ in range(num_res)]
-        self.res_out = [DownRightConv(2 * feats, c, dtype=dt) for _ in range(num_res)]
+        self.res_in = [DownRightConv(feats, c, self.conv_width, dtype=dt) for _ in range(num_res)]
+        self.res_out = [DownRightConv(2 * feats, c, self.conv_width, dtype=dt) for _ in range(num_res)]
         self.keys_values = [PointwiseDense(hk + hv, dtype=dt) for _ in range(self.num_blocks)]
         if self.key_value_unit:      # z + glu(W2 drop(elu(W1 elu(z)))) on z = [x', u, pos]
             z_features = c + feats + 2
@@ -360,20 +379,22 @@ class PixelSNAIL(AutoregressiveImageModel):
 # outputs of sub-pixel k read x at earlier pixels and x[p, <k] only, so the
 # placeholder zeros of x[p, >=k] never matter. What a layer at p reads:
 #   * the 3x3 mask-A input layer: x' at (r-1..r+1, c-1..c+1), zero-padded;
-#   * a causal 2x2 convolution: its input map at (r-1..r, c-1..c). Each map
-#     (elu of a residual layer's input, elu of its hidden layer) is cached,
-#     [N, H+1, W+1, F] with a zero row on top and a zero column on the left
-#     (the full network's padding), position (r, c) at [r+1, c+1]; the value at
-#     p is written just before it is read, earlier positions are final;
+#   * a causal 2x2 convolution: its input map at (r-1..r, c-1..c) (2x3: also
+#     (r-1, c+1), a position of the finished row above). Each map (elu of a
+#     residual layer's input, elu of its hidden layer) is cached, [N, H+1, W+1, F]
+#     with a zero row on top and a zero column on the left (the full network's
+#     padding; 2x3: [N, H+1, W+2, F], a zero column on the right too), position
+#     (r, c) at [r+1, c+1]; the value at p is written just before it is read,
+#     earlier positions are final (a map at p never reads x[p]'s last sub-pixel);
 #   * the attention: the keys and values of positions j < p, cached
 #     [N, H*W, h, d]. Those of p read all of x[p], so they are written once the
 #     pixel is complete, from the attention's input u at p (which does not
 #     depend on x[p]'s last sub-pixel) and the drawn pixel.
 # Given rows (completion) are filled by the same step, one per given pixel.
 
-def _window(cache: jax.Array, r, c, size: int) -> jax.Array:
-    """cache[:, r : r + size, c : c + size] of a padded map [N, H+pad, W+pad, F]."""
-    return jax.lax.dynamic_slice(cache, (0, r, c, 0), (cache.shape[0], size, size, cache.shape[-1]))
+def _window(cache: jax.Array, r, c, rows: int, cols: int) -> jax.Array:
+    """cache[:, r : r + rows, c : c + cols] of a padded map [N, H+pad, W+pad, F]."""
+    return jax.lax.dynamic_slice(cache, (0, r, c, 0), (cache.shape[0], rows, cols, cache.shape[-1]))
 
 
 def _position_forward(m, x, caches, p, y):
@@ -385,7 +406,7 @@ def _position_forward(m, x, caches, p, y):
     r, c = p // wid, p % wid
     xs = jnp.pad(2.0 * x.astype(m.dtype) - 1.0, ((0, 0), (1, 1), (1, 1), (0, 0)))
     pos = jnp.asarray(background(hgt, wid))[r, c][None, :]                           # [1, 2]
-    u = m.input_conv(_window(xs, r, c, 3))[:, 1, 1] + \
+    u = m.input_conv(_window(xs, r, c, 3, 3))[:, 1, 1] + \
         jax.lax.dynamic_slice(caches["border"], (0, r, c, 0), (1, 1, 1, m.num_features))[:, 0, 0]
     res_in, res_hidden = list(caches["res_in"]), list(caches["res_hidden"])
     att_inputs = []
@@ -393,9 +414,9 @@ def _position_forward(m, x, caches, p, y):
         for k in range(m.num_res_per_block):
             l = block * m.num_res_per_block + k
             res_in[l] = res_in[l].at[:, r + 1, c + 1].set(nn.elu(u).astype(res_in[l].dtype))
-            h = nn.elu(m.res_in[l](_window(res_in[l], r, c, 2), window=True))
+            h = nn.elu(m.res_in[l](_window(res_in[l], r, c, 2, m.conv_width), window=True))
             res_hidden[l] = res_hidden[l].at[:, r + 1, c + 1].set(h.astype(res_hidden[l].dtype))
-            pre = m.res_out[l](_window(res_hidden[l], r, c, 2), window=True)
+            pre = m.res_out[l](_window(res_hidden[l], r, c, 2, m.conv_width), window=True)
             u = u + m.gate(pre, getattr(m, "res_conds", None), l, y)
         att_inputs.append(u)
         q = m.queries_of(block, u, pos)[:, None]                                      # [N, 1, C, h, dk]
@@ -432,7 +453,9 @@ def cached_sampler(model, params, x0, cond, u, temperature, start_row):
     obs = model.obs
     apply = lambda fn, *args: model.apply({"params": params}, *args, method=fn)  # noqa: E731
     num_res = model.num_blocks * model.num_res_per_block
-    padded = lambda: jnp.zeros((n, hgt + 1, wid + 1, feats), model.dtype)  # noqa: E731
+    # position (r, c) at [r + 1, c + 1]: a zero row on top, a zero column on the left (and, for the
+    # 2x3 convolutions, on the right)
+    padded = lambda: jnp.zeros((n, hgt + 1, wid + model.conv_width - 1, feats), model.dtype)  # noqa: E731
     per_block = lambda d: tuple(jnp.zeros((n, hgt * wid, model.num_heads, d), model.dtype)  # noqa: E731
                                 for _ in range(model.num_blocks))
     caches = {"border": apply(PixelSNAIL.border),                    # [1, H, W, F], fixed

@@ -146,6 +146,9 @@ def pixelsnail() -> ml_collections.ConfigDict:
                                                      # position, so a query can single out the pixels near it
                                                      # (the 2x2 convolutions see only the quadrant above-left);
                                                      # at 2.9 epochs it moved the row little (README)
+    config.model.conv_width = 3                      # 2x3 causal convolutions (not the paper's 2x2): they also
+                                                     # read the pixel above-right, so the convolutions follow a
+                                                     # stroke running down-left (README)
     config.model.dropout_rate = 0.0                  # no dropout (few epochs of 50,000 images)
     config.model.num_mixtures = 5                    # M logistic components per pixel
     config.optim.learning_rate = 1e-3                # peak step
@@ -153,8 +156,8 @@ def pixelsnail() -> ml_collections.ConfigDict:
     config.optim.grad_clip_norm = 0.0                # no clipping, as the other logistic-mixture rows (its
                                                      # gradient norm ran at 5e3-1e4 under the clip at 10)
     config.train.num_steps = PIXELSNAIL_STEPS        # sized from its step time (see PIXELSNAIL_STEPS)
-    config.train.eval_every = 1150                   # validation passes (~30 s each): four
-    config.train.checkpoint_every = 575              # checkpoints (also at every validation and the end)
+    config.train.eval_every = 900                    # validation passes (~40 s each): four
+    config.train.checkpoint_every = 450              # checkpoints (also at every validation and the end)
     return config
 
 
@@ -271,7 +274,11 @@ PIXELCNN_PP_STEPS = 3800
 # 4,600 steps (5.9 epochs, ~35 minutes) with 4 validations, the scoring and the grids take ~47
 # minutes, inside the hour on a day up to ~1.25x slower. Trained so (2026-12-07, AMD EPYC, quiet): its
 # loop ran at ~0.47 s a step, the test scoring took 5.1 minutes, 44 min 32 s in all.
-PIXELSNAIL_STEPS = 4600      # 5.9 epochs at batch 64
+# With 2x3 convolutions (model.conv_width = 3; 2026-12-08, 2-core Intel Xeon, quiet, benchmark.py
+# --steps=10): 0.56 s a step at batch 64 and 278 evaluation images/s, so a loop step of ~0.67 s, the
+# test scoring ~7 minutes: 3,600 steps (4.6 epochs, ~40 minutes), 4 validations, the scoring and the
+# grids take ~53 minutes.
+PIXELSNAIL_STEPS = 3600      # 4.6 epochs at batch 64
 COLOUR_STEPS = 300           # at most 23 epochs of 421 patches at batch 32 (each candidate; early stopping)
 
 _BUILDERS = {name: globals()[name] for name in ALL_ROWS}
