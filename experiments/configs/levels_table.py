@@ -257,7 +257,10 @@ GATED_CATEGORICAL_STEPS = 4500
 # With huge pages for XLA's buffers (dgm_jax/huge_pages.py; 2026-12-08, 2-core Intel Xeon, quiet,
 # benchmark.py --steps=10): 0.44 s a step at batch 32 and 186-237 evaluation images/s, so a loop step
 # of ~0.52 s (the loops run ~1.2x the benchmark), a validation ~45 s, the test scoring ~8-10 minutes:
-# 3,800 steps (2.4 epochs, ~33 minutes), 4 validations and the scoring take ~50 minutes.
+# 3,800 steps (2.4 epochs, ~33 minutes), 4 validations and the scoring take ~50 minutes. Trained so
+# (2026-12-08, Intel Xeon; tests at nice 19 beside it for ~10 of its first minutes): its loop ran at
+# ~0.55 s a step, training, validations and grids 42 min 11 s, the test scoring ~8.6 minutes, 50 min
+# 48 s in all.
 PIXELCNN_PP_STEPS = 3800
 # PixelSNAIL's row has the full hour: its 800-step run (2026-12-04, AMD EPYC, 537 s of test scoring,
 # 22 min 7 s in all) drew only stroke fragments. Since finished rows are kept in
@@ -277,7 +280,8 @@ PIXELCNN_PP_STEPS = 3800
 # With 2x3 convolutions (model.conv_width = 3; 2026-12-08, 2-core Intel Xeon, quiet, benchmark.py
 # --steps=10): 0.56 s a step at batch 64 and 278 evaluation images/s, so a loop step of ~0.67 s, the
 # test scoring ~7 minutes: 3,600 steps (4.6 epochs, ~40 minutes), 4 validations, the scoring and the
-# grids take ~53 minutes.
+# grids take ~53 minutes. Trained so (2026-12-08, Intel Xeon, quiet): its loop ran at ~0.55 s a step,
+# training, validations and grids 36 min 42 s, the test scoring 7 min 52 s, 44 min 34 s in all.
 PIXELSNAIL_STEPS = 3600      # 4.6 epochs at batch 64
 COLOUR_STEPS = 300           # at most 23 epochs of 421 patches at batch 32 (each candidate; early stopping)
 
