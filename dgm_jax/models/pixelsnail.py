@@ -215,7 +215,7 @@ class DownRightConv(nn.Module):
         mask = conv_mask((3, 3), in_features, self.features, "B", self.num_data_channels)[:2, :self.width]
         kernel = (kernel * mask).astype(self.dtype)
         x = x.astype(self.dtype)
-        if window:     # one output: a [N, 4 in] x [4 in, features] product (no convolution in a loop)
+        if window:     # one output: a [N, 2 width in] x [2 width in, features] product (no convolution in a loop)
             return kernels.add_bias(kernels.dense(x.reshape(x.shape[0], -1), kernel.reshape(-1, self.features)), bias)
         return kernels.add_bias(kernels.conv2d(x, kernel, ((1, 0), (1, self.width - 2))), bias)
 
