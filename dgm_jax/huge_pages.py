@@ -12,7 +12,7 @@ kernel's default THP mode ("madvise") grants: 512 times fewer faults.
 
 Measured (experiments/benchmark.py --steps=10 --sampling=false, the 2-core AMD EPYC of this
 project, quiet, 2026-12-07, train / evaluation images/s, without -> with): PixelSNAIL
-(levels_table.py:pixelsnail) 103 -> 139 / 222 -> 378; Gated PixelCNN, categorical
+(levels_table.py:pixelsnail, 2x2 convolutions then) 103 -> 139 / 222 -> 378; Gated PixelCNN, categorical
 (levels_table.py:gated_categorical) 117 -> 154 / 448 -> 536; PixelCNN++ 65 -> 81 / 225 -> 247;
 the quickstart 128 -> 173 / 465 -> 574; page faults 4.4 M -> 0.2 M (PixelSNAIL). The quickstart's
 results.json was the same to the bit with and without, but for its wall time (training 149 s against
